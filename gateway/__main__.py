@@ -1,0 +1,5 @@
+"""Allows ``python -m gateway``."""
+
+from gateway.cli import main
+
+raise SystemExit(main())

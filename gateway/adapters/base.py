@@ -1,0 +1,95 @@
+"""The seam between the proxy and the OpenAI wire shapes.
+
+The proxy moves bytes and knows nothing of ``choices`` or ``response.output_text.done``;
+an adapter knows those shapes and nothing of sockets. One adapter per wire format
+(chat completions, responses, legacy completions), each exposing an ``ApiAdapter``.
+
+Data flows one way: the proxy decodes upstream SSE, hands each event to the
+``StreamModerator``, encodes what it returns, and writes that to the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.sluice import Hit, SluiceConfig
+
+JSONPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutEvent:
+    """One SSE event to send to the client (``event`` only for the Responses API)."""
+
+    data: str
+    event: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextField:
+    """A text the client sent, with where it sits in the request body."""
+
+    path: JSONPath
+    text: str
+
+    @property
+    def param(self) -> str:
+        """The OpenAI-style ``param`` naming the field, e.g. ``messages[2].content``."""
+        out = ""
+        for part in self.path:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        return out
+
+
+@dataclass(slots=True)
+class HitLog:
+    """Hits an adapter decided, drained by the proxy for metrics and audit."""
+
+    hits: list[tuple[str, Hit]] = field(default_factory=list)  # (channel name, hit)
+
+    def add(self, channel: str, hits: tuple[Hit, ...]) -> None:
+        self.hits.extend((channel, h) for h in hits)
+
+    def drain(self) -> list[tuple[str, Hit]]:
+        out, self.hits = self.hits, []
+        return out
+
+
+class StreamModerator(Protocol):
+    """Per-request state for one moderated stream."""
+
+    log: HitLog
+
+    def on_event(self, data: str, event: str | None) -> list[OutEvent]:
+        """One upstream SSE event in; the events to send now out (maybe none)."""
+
+    def on_eof(self) -> list[OutEvent]:
+        """Upstream closed the body; flush what is held, end the stream properly."""
+
+    def on_upstream_error(self, message: str) -> list[OutEvent]:
+        """Upstream broke mid-stream: end so the SDK raises, never as a silent success."""
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more is needed from upstream (everything cut or ``[DONE]`` sent)."""
+
+    @property
+    def held(self) -> int:
+        """Characters held back across all channels right now."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiAdapter:
+    """What the proxy needs to moderate one route.
+
+    ``request_fields`` lists every text the client sends (for input rules);
+    ``moderate_response`` moderates a non-streamed body in place and returns it;
+    ``stream`` opens a moderator for a streamed response.
+    """
+
+    route: str
+    request_fields: Callable[[dict[str, Any]], Iterator[TextField]]
+    moderate_response: Callable[[dict[str, Any], SluiceConfig, HitLog], dict[str, Any]]
+    stream: Callable[[dict[str, Any], SluiceConfig], StreamModerator]

@@ -1,0 +1,149 @@
+"""Validated policy model to frozen, compiled sluice configurations.
+
+Everything that can fail fails here, at load time, with a problem that names the file,
+line and rule: a regex that does not compile, an empty-matching pattern, an unknown
+detector. The result is immutable and shared by every request that uses the policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import regex
+
+from gateway.detectors import DetectorError, build_detector
+from gateway.policy.errors import Level, PolicyError, Problem
+from gateway.policy.lint import pattern_errors, pattern_warnings
+from gateway.policy.model import (
+    Direction,
+    Match,
+    Mode,
+    OnError,
+    Policy,
+    PolicyRule,
+    RuleAction,
+)
+from gateway.policy.source import Source
+from gateway.sluice import Action, Matcher, Rule, SluiceConfig, compile_rule
+
+_ACTIONS = {RuleAction.FLAG: Action.FLAG, RuleAction.REDACT: Action.REDACT, RuleAction.BLOCK: Action.BLOCK}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """A loaded policy: the model (for tests and listing) and one sluice config per direction."""
+
+    policy: Policy
+    file: str
+    output: SluiceConfig
+    input: SluiceConfig
+    rules: dict[str, Rule]
+    warnings: tuple[Problem, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    def config(self, direction: Direction) -> SluiceConfig:
+        return self.output if direction is Direction.OUTPUT else self.input
+
+
+def keyword_pattern(match: Match) -> str:
+    """Longest phrases first, so at one position the longest keyword wins."""
+    phrases = sorted({k for k in match.keywords or ()}, key=lambda k: (-len(k), k))
+    body = "|".join(regex.escape(k) for k in phrases)
+    return f"(?<!\\w)(?:{body})(?!\\w)" if match.whole_words else body
+
+
+def compile_policy(policy: Policy, source: Source) -> CompiledPolicy:
+    """Compile every rule or raise ``PolicyError`` with every problem found."""
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    rules: dict[str, Rule] = {}
+    scopes: dict[str, list[Direction]] = {}
+    for index, spec in enumerate(policy.rules):
+        path = ("rules", index)
+        if spec.id in rules:
+            first = policy.rules.index(next(r for r in policy.rules if r.id == spec.id))
+            line, _ = source.locate(("rules", first))
+            problems.append(source.problem((*path, "id"), f"duplicate rule id (first at line {line})"))
+            continue
+        compiled = _compile_rule(spec, policy.mode, source, path, problems, warnings)
+        if compiled is not None:
+            rules[spec.id] = compiled
+            scopes[spec.id] = list(spec.scope)
+    configs = {}
+    if not problems:
+        timeout = policy.settings.scan_timeout_ms / 1000
+        for direction in Direction:
+            active = [r for rid, r in rules.items() if direction in scopes[rid]]
+            try:
+                configs[direction] = SluiceConfig(
+                    enforce=Matcher([r for r in active if r.action is not Action.FLAG], timeout),
+                    observe=Matcher([r for r in active if r.action is Action.FLAG], timeout),
+                    max_hold=policy.settings.max_hold_chars,
+                    fail_closed=policy.settings.on_error is OnError.BLOCK,
+                    cutoff_notice=policy.settings.cutoff_notice,
+                )
+            except (regex.error, OverflowError, RecursionError) as exc:
+                problems.append(source.problem(("rules",), f"rules do not combine: {exc}"))
+    if problems:
+        raise PolicyError(problems)
+    return CompiledPolicy(
+        policy=policy,
+        file=source.file,
+        output=configs[Direction.OUTPUT],
+        input=configs[Direction.INPUT],
+        rules=rules,
+        warnings=tuple(warnings),
+    )
+
+
+def _compile_rule(
+    spec: PolicyRule,
+    mode: Mode,
+    source: Source,
+    path: tuple[str | int, ...],
+    problems: list[Problem],
+    warnings: list[Problem],
+) -> Rule | None:
+    match = spec.match
+    validate = None
+    ignore_case = match.ignore_case
+    if match.kind == "detector":
+        ref = match.detector
+        name, options = (ref, {}) if isinstance(ref, str) else (ref.name, ref.options)  # type: ignore[union-attr]
+        try:
+            detector = build_detector(name, options)
+        except DetectorError as exc:
+            problems.append(source.problem((*path, "match", "detector"), str(exc)))
+            return None
+        pattern, validate, ignore_case = detector.pattern, detector.validate, detector.ignore_case
+        where: tuple[str | int, ...] = (*path, "match", "detector")
+    elif match.kind == "keywords":
+        pattern, where = keyword_pattern(match), (*path, "match", "keywords")
+    else:
+        pattern, where = match.regex or "", (*path, "match", "regex")
+    action = _ACTIONS[spec.action]
+    rule = Rule(
+        id=spec.id,
+        pattern=pattern,
+        action=Action.FLAG if mode is Mode.SHADOW else action,
+        replacement=spec.rendered_replacement,
+        ignore_case=ignore_case,
+        validate=validate,
+        intended=action,
+    )
+    try:
+        compiled = compile_rule(rule)
+    except regex.error as exc:
+        problems.append(source.problem(where, f"bad regex: {exc}"))
+        return None
+    errors = pattern_errors(pattern, compiled)
+    problems.extend(source.problem(where, message) for message in errors)
+    for message in pattern_warnings(pattern):
+        problem = source.problem(where, message)
+        warnings.append(
+            Problem(problem.file, problem.line, problem.column, message, spec.id, Level.WARNING)
+        )
+    return None if errors else rule

@@ -1,0 +1,105 @@
+"""``sluicegate policy test``: a policy's own examples and cases, whole and re-chunked.
+
+Every case runs once on the whole text, then again fed one character at a time and
+split at every point, because a rule that works on whole text but not across a chunk
+boundary is exactly the bug a streaming gateway must not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from gateway.policy.compiler import CompiledPolicy
+from gateway.policy.model import Direction
+from gateway.sluice import Matcher, SluiceConfig, Step, moderate
+
+_MAX_SPLIT_LEN = 400  # every split point of a longer text would be slow; one char per feed still runs
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    where: str
+    case: str
+    expected: str
+    got: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.case}\n    expected: {self.expected}\n    got:      {self.got}"
+
+
+def chunkings(text: str) -> Iterator[tuple[str, list[str]]]:
+    """The adversarial splits every case is re-run with."""
+    yield "one char per feed", list(text)
+    if len(text) <= _MAX_SPLIT_LEN:
+        for cut in range(1, len(text)):
+            yield f"split at {cut}", [text[:cut], text[cut:]]
+
+
+def stream(config: SluiceConfig, pieces: list[str]) -> Step:
+    """Feed ``pieces`` one by one; the joined result, shaped like ``moderate``'s."""
+    sluice = config.open()
+    steps = [sluice.feed(p) for p in pieces]
+    steps.append(sluice.finish())
+    return Step(
+        pieces=tuple(p for s in steps for p in s.pieces),
+        hits=tuple(h for s in steps for h in s.hits),
+        cut=any(s.cut for s in steps),
+        notice="".join(s.notice for s in steps),
+    )
+
+
+def _outcome(step: Step) -> tuple[str, list[str]]:
+    """Text and hit rule ids in text order (lanes decide at different feeds)."""
+    hits = sorted(step.hits, key=lambda h: (h.start, h.end, h.rule_id))
+    return step.text, [h.rule_id for h in hits]
+
+
+def run_policy_tests(compiled: CompiledPolicy) -> tuple[int, list[Failure]]:
+    """Run every example and case; return how many checks ran and what failed."""
+    checks, failures = 0, []
+    policy = compiled.policy
+    for spec in policy.rules:
+        rule = compiled.rules[spec.id]
+        base = compiled.config(spec.scope[0])
+        alone = SluiceConfig(
+            enforce=Matcher([rule], base.enforce.timeout),
+            observe=Matcher([], base.enforce.timeout),
+            max_hold=base.max_hold,
+            fail_closed=base.fail_closed,
+        )
+        where = f"{compiled.file}: rule {spec.id!r}"
+        for text, want in [(t, True) for t in spec.examples.match] + [
+            (t, False) for t in spec.examples.no_match
+        ]:
+            checks += 1
+            whole = moderate(alone, text)
+            fired = any(h.rule_id == spec.id for h in whole.hits)
+            if fired != want:
+                verb = "fire on" if want else "not fire on"
+                failures.append(Failure(where, f"should {verb} {text!r}", str(want), str(fired)))
+                continue
+            failures.extend(_rechunked(alone, text, whole, where))
+    for number, case in enumerate(policy.tests, 1):
+        checks += 1
+        config = compiled.config(case.direction)
+        whole = moderate(config, case.input)
+        where = f"{compiled.file}: test {number}"
+        got_text, got_rules = _outcome(whole)
+        if got_text != case.output:
+            failures.append(Failure(where, f"input {case.input!r}", repr(case.output), repr(got_text)))
+            continue
+        if case.rules is not None and got_rules != case.rules:
+            failures.append(Failure(where, "rules that hit", str(case.rules), str(got_rules)))
+            continue
+        failures.extend(_rechunked(config, case.input, whole, where))
+    return checks, failures
+
+
+def _rechunked(config: SluiceConfig, text: str, whole: Step, where: str) -> Iterator[Failure]:
+    expected = _outcome(whole)
+    for name, pieces in chunkings(text):
+        got = _outcome(stream(config, pieces))
+        if got != expected:
+            yield Failure(where, f"{text!r} {name} differs from whole text", repr(expected), repr(got))
+            return

@@ -1,0 +1,1 @@
+"""The aiohttp application: routes, upstream session, streaming, disconnects."""

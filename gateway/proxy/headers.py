@@ -1,0 +1,73 @@
+"""Which headers cross the proxy, each way (RFC 9110 §7.6.1 hop-by-hop rules)."""
+
+from __future__ import annotations
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+REQUEST_ID = "X-Sluicegate-Request-Id"
+POLICY = "X-Sluicegate-Policy"
+_OWN_PREFIX = "x-sluicegate-"
+# Recomputed or owned by the client library on each hop, never copied.
+_REQUEST_DROP = frozenset({"host", "content-length", "accept-encoding"})
+_REWRITTEN_DROP = frozenset({"content-length", "content-encoding", "etag", "content-md5"})
+
+
+def _connection_listed(headers: CIMultiDictProxy[str]) -> set[str]:
+    listed = set()
+    for value in headers.getall("connection", []):
+        listed.update(token.strip().lower() for token in value.split(","))
+    return listed
+
+
+def upstream_request_headers(
+    incoming: CIMultiDictProxy[str], upstream_key: str | None
+) -> CIMultiDict[str]:
+    """Client headers for upstream: hop-by-hop and our own removed, identity encoding.
+
+    WIRE.md §9.7: aiohttp decompresses but keeps ``Content-Encoding``; asking upstream
+    for ``identity`` keeps the bytes we parse and the headers we copy consistent.
+    """
+    drop = HOP_BY_HOP | _REQUEST_DROP | _connection_listed(incoming)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming.items():
+        lower = name.lower()
+        if lower in drop or lower.startswith(_OWN_PREFIX):
+            continue
+        if upstream_key is not None and lower in {"authorization", "api-key"}:
+            continue
+        out.add(name, value)
+    out["Accept-Encoding"] = "identity"
+    if upstream_key is not None:
+        out["Authorization"] = f"Bearer {upstream_key}"
+    return out
+
+
+def client_response_headers(
+    upstream: CIMultiDictProxy[str], *, rewritten: bool
+) -> CIMultiDict[str]:
+    """Upstream headers for the client; a rewritten body loses its length and encoding.
+
+    So does a body aiohttp decompressed (an upstream that ignored ``identity``): the
+    bytes we relay are no longer the encoded ones the headers describe.
+    """
+    drop = HOP_BY_HOP | _connection_listed(upstream)
+    if rewritten or "content-encoding" in upstream:
+        drop = drop | _REWRITTEN_DROP
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in upstream.items():
+        if name.lower() not in drop:
+            out.add(name, value)
+    return out

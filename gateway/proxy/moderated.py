@@ -1,0 +1,239 @@
+"""The moderated routes: input rules, forwarding, and the streamed or whole answer.
+
+The handler owns the sockets and the clock; everything about OpenAI shapes is the
+adapter's. On every path the upstream response lives in ``async with``, so a client
+that goes away, a block that ends the stream early, or an upstream that breaks all
+close the upstream connection at once instead of reading it to the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+from aiohttp import ClientError, ClientResponse, web
+
+from gateway.adapters import ADAPTERS
+from gateway.adapters.base import ApiAdapter, HitLog, OutEvent, StreamModerator
+from gateway.adapters.inputs import moderate_request
+from gateway.policy import CompiledPolicy
+from gateway.policy.model import Direction
+from gateway.proxy.errors import error_response
+from gateway.proxy.labels import route_label
+from gateway.proxy.headers import POLICY, client_response_headers, upstream_request_headers
+from gateway.proxy.state import AUDIT, METRICS, POLICIES, REQUEST_ID, SETTINGS, UPSTREAM
+from gateway.sse import SSEDecoder, SSEError, encode_comment, encode_event
+
+log = logging.getLogger("sluicegate.proxy")
+
+
+class Reporter:
+    """Sends an adapter's hits to metrics and the audit log, labelled with the policy."""
+
+    def __init__(self, request: web.Request, policy: CompiledPolicy) -> None:
+        self._metrics = request.app[METRICS]
+        self._audit = request.app[AUDIT]
+        self._request_id: str = request[REQUEST_ID]
+        self._policy = policy.name
+
+    def report(self, hits: HitLog, direction: Direction) -> None:
+        for channel, hit in hits.drain():
+            self._metrics.rule_hits.labels(
+                self._policy, hit.rule_id, hit.action.label, direction.value
+            ).inc()
+            self._audit.record(self._request_id, self._policy, direction.value, channel, hit)
+
+
+def route_handler(adapter: ApiAdapter) -> Any:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await _handle(request, adapter)
+
+    return handle
+
+
+async def _handle(request: web.Request, adapter: ApiAdapter) -> web.StreamResponse:
+    policies = request.app[POLICIES]
+    name = request.headers.get(POLICY)
+    policy = policies.get(name)
+    if policy is None:
+        known = ", ".join(sorted(policies.policies))
+        return error_response(
+            400, f"unknown policy {name!r}; loaded: {known}", code="unknown_policy", param=POLICY
+        )
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        return error_response(400, f"the request body is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        return error_response(400, "the request body must be a JSON object")
+    reporter = Reporter(request, policy)
+    hits = HitLog()
+    verdict = moderate_request(adapter, body, policy.input, hits)
+    reporter.report(hits, Direction.INPUT)
+    if verdict.blocked is not None:
+        return error_response(
+            400,
+            "The request was rejected by the content policy.",
+            code="content_policy_violation",
+            param=verdict.blocked.param,
+        )
+    data = orjson.dumps(verdict.body)
+    upstream = request.app[UPSTREAM]
+    headers = upstream_request_headers(request.headers, _upstream_key(request))
+    headers["Content-Type"] = "application/json"
+    metrics = request.app[METRICS]
+    try:
+        async with upstream.session.post(upstream.url(request.path), data=data, headers=headers) as resp:
+            if resp.status >= 400:
+                return await _relay_error(request, resp)
+            if body.get("stream") is True and resp.content_type == "text/event-stream":
+                return await _stream(request, resp, adapter.stream(body, policy.output), reporter)
+            return await _whole(request, resp, adapter, policy, reporter)
+    except (ClientError, TimeoutError) as exc:
+        metrics.upstream_errors.labels(_reason(exc)).inc()
+        log.warning("upstream request failed: %s", type(exc).__name__)
+        return error_response(502, "The upstream API could not be reached.", "upstream_error", "upstream_unavailable")
+
+
+def _upstream_key(request: web.Request) -> str | None:
+    key = request.app[SETTINGS].upstream_api_key
+    return key.get_secret_value() if key is not None else None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, SSEError):
+        return "malformed_stream"
+    return "connection"
+
+
+async def _relay_error(request: web.Request, resp: ClientResponse) -> web.Response:
+    """Upstream said no: pass its status and error body back as they are."""
+    request.app[METRICS].upstream_errors.labels(f"http_{resp.status // 100}xx").inc()
+    body = await resp.read()
+    return web.Response(
+        status=resp.status, body=body, headers=client_response_headers(resp.headers, rewritten=True)
+    )
+
+
+async def _whole(
+    request: web.Request,
+    resp: ClientResponse,
+    adapter: ApiAdapter,
+    policy: CompiledPolicy,
+    reporter: Reporter,
+) -> web.Response:
+    settings = request.app[SETTINGS]
+    raw = await resp.content.read(settings.max_response_bytes + 1)
+    if len(raw) > settings.max_response_bytes:
+        return error_response(502, "The upstream response is too large to moderate.", "upstream_error")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        request.app[METRICS].upstream_errors.labels("malformed_body").inc()
+        return error_response(502, "The upstream response is not valid JSON.", "upstream_error")
+    if not isinstance(body, dict):
+        return error_response(502, "The upstream response is not a JSON object.", "upstream_error")
+    hits = HitLog()
+    moderated = adapter.moderate_response(body, policy.output, hits)
+    reporter.report(hits, Direction.OUTPUT)
+    headers = client_response_headers(resp.headers, rewritten=True)
+    headers["Content-Type"] = "application/json"
+    return web.Response(status=resp.status, body=orjson.dumps(moderated), headers=headers)
+
+
+class _Relay:
+    """One moderated stream's bookkeeping: writes, first-token time and hold time."""
+
+    def __init__(self, request: web.Request, out: web.StreamResponse, mod: StreamModerator) -> None:
+        self.request, self.out, self.mod = request, out, mod
+        self.metrics = request.app[METRICS]
+        self.started = time.monotonic()
+        self.first_sent = False
+        self.held_since: float | None = None
+
+    async def send(self, events: list[OutEvent]) -> None:
+        if events:
+            frames = b"".join(encode_event(e.data, e.event) for e in events)
+            await self.out.write(frames)
+            if not self.first_sent:
+                self.first_sent = True
+                elapsed = time.monotonic() - self.started
+                self.metrics.ttft.labels(route_label(self.request)).observe(elapsed)
+        self._track_hold()
+
+    def _track_hold(self) -> None:
+        now = time.monotonic()
+        if self.mod.held and self.held_since is None:
+            self.held_since = now
+        elif not self.mod.held and self.held_since is not None:
+            self.metrics.holdback.observe(now - self.held_since)
+            self.held_since = None
+
+
+async def _stream(
+    request: web.Request, resp: ClientResponse, mod: StreamModerator, reporter: Reporter
+) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    out = web.StreamResponse(status=resp.status, headers=client_response_headers(resp.headers, rewritten=True))
+    out.content_type = "text/event-stream"
+    out.headers["Cache-Control"] = "no-cache"
+    out.headers["X-Accel-Buffering"] = "no"  # nginx in front must not buffer the stream
+    await out.prepare(request)
+    relay = _Relay(request, out, mod)
+    metrics = relay.metrics
+    metrics.active_streams.inc()
+    decoder = SSEDecoder()
+    outcome = "complete"
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.read_timeout
+        while not mod.finished:
+            wait = deadline - loop.time()
+            if mod.held and settings.keepalive_seconds:
+                wait = min(wait, settings.keepalive_seconds)
+            try:
+                chunk = await asyncio.wait_for(resp.content.readany(), max(wait, 0))
+            except TimeoutError:
+                if loop.time() < deadline:
+                    await out.write(encode_comment("keepalive"))
+                    continue
+                raise
+            deadline = loop.time() + settings.read_timeout
+            events = [e for ev in (decoder.feed(chunk) if chunk else decoder.close()) for e in _feed(mod, ev.data, ev.event)]
+            if not chunk and not mod.finished:
+                events += mod.on_eof()
+            reporter.report(mod.log, Direction.OUTPUT)
+            await relay.send(events)
+            if not chunk:
+                break
+    except (ClientError, TimeoutError, SSEError) as exc:
+        outcome = "upstream_error"
+        metrics.upstream_errors.labels(_reason(exc)).inc()
+        log.warning("upstream stream failed: %s", type(exc).__name__)
+        await relay.send(mod.on_upstream_error(_describe(exc)))
+    except (ConnectionResetError, asyncio.CancelledError):
+        outcome = "client_gone"
+        raise
+    finally:
+        metrics.active_streams.dec()
+        metrics.stream_ends.labels(route_label(request), outcome).inc()
+        reporter.report(mod.log, Direction.OUTPUT)
+    await out.write_eof()
+    return out
+
+
+def _feed(mod: StreamModerator, data: str, event: str | None) -> list[OutEvent]:
+    return [] if mod.finished else mod.on_event(data, event)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "The upstream API stopped sending before the answer was complete."
+    if isinstance(exc, SSEError):
+        return "The upstream API sent a malformed event stream."
+    return "The connection to the upstream API broke before the answer was complete."

@@ -1,0 +1,57 @@
+"""Every other ``/v1/...`` route, forwarded unchanged and streamed both ways.
+
+Uploads (files, audio) and downloads are never buffered whole: the request body is
+handed to the client session as a stream and the response is relayed chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import ClientError, web
+
+from gateway.proxy.errors import error_response
+from gateway.proxy.headers import client_response_headers, upstream_request_headers
+from gateway.proxy.state import METRICS, SETTINGS, UPSTREAM
+
+log = logging.getLogger("sluicegate.proxy")
+_CHUNK = 64 * 1024
+
+
+async def passthrough(request: web.Request) -> web.StreamResponse:
+    upstream = request.app[UPSTREAM]
+    key = request.app[SETTINGS].upstream_api_key
+    headers = upstream_request_headers(
+        request.headers, key.get_secret_value() if key is not None else None
+    )
+    body = request.content if request.body_exists else None
+    out: web.StreamResponse | None = None
+    try:
+        async with upstream.session.request(
+            request.method,
+            upstream.url(request.path),
+            params=request.query,
+            data=body,
+            headers=headers,
+        ) as resp:
+            out = web.StreamResponse(
+                status=resp.status,
+                reason=resp.reason,
+                headers=client_response_headers(resp.headers, rewritten=False),
+            )
+            await out.prepare(request)
+            async for chunk in resp.content.iter_chunked(_CHUNK):
+                await out.write(chunk)
+            await out.write_eof()
+            return out
+    except (ClientError, TimeoutError) as exc:
+        request.app[METRICS].upstream_errors.labels("connection").inc()
+        log.warning("upstream request failed: %s", type(exc).__name__)
+        if out is not None:
+            # Headers are gone already: cut the connection so the client sees a failure
+            # rather than a body that merely looks short.
+            out.force_close()
+            raise
+        return error_response(
+            502, "The upstream API could not be reached.", "upstream_error", "upstream_unavailable"
+        )

@@ -1,0 +1,76 @@
+"""Every setting, from ``SLUICEGATE_*`` variables, a ``.env`` file and CLI flags.
+
+Nothing else in the project reads ``os.environ``: ``Settings`` is built once in ``cli``
+and passed down, so tests build their own with ``Settings(_env_file=None, ...)``.
+Every setting has a safe default; secrets are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from gateway.policy import DEFAULT_POLICY
+
+DEMO_UPSTREAM = "demo"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SLUICEGATE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    upstream_url: str = Field(
+        "https://api.openai.com/v1", description="Upstream base URL with /v1, or 'demo'."
+    )
+    upstream_api_key: SecretStr | None = None
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    policy: Path = DEFAULT_POLICY
+    default_policy: str | None = None
+
+    policy_reload_seconds: float = Field(
+        2.0, ge=0, description="How often policy files are checked for changes; 0 = never."
+    )
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to connect upstream.")
+    read_timeout: float = Field(
+        120.0, gt=0, description="Seconds of upstream silence before a stream is failed."
+    )
+    max_request_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Largest moderated request body accepted."
+    )
+    max_response_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest non-streamed body that is moderated."
+    )
+    max_connections: int = Field(256, ge=1, description="Upstream connection pool size.")
+    keepalive_seconds: float = Field(
+        15.0, ge=0, description="SSE comment sent while text is held this long; 0 = never."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    audit_log: Path | None = Field(
+        None, description="JSON-lines file of every rule hit (ids and spans, never text)."
+    )
+    demo_pace: float = Field(
+        0.03, ge=0, description="Seconds between demo-upstream events (human reading pace)."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def is_demo(self) -> bool:
+        return self.upstream_url == DEMO_UPSTREAM

@@ -1,0 +1,235 @@
+"""The streaming validator: text deltas in, released text and hits out.
+
+A ``Sluice`` moderates one text channel (one choice's content, one tool call's
+arguments, ...). It holds back only the shortest suffix of the text that some
+continuation could still turn into a match (see ``matcher``), releases everything
+before it in the same ``feed``, and never holds more than ``max_hold`` characters.
+
+Rules run in two lanes over the same text. The *enforcing* lane (redact, block) decides
+what is released. The *observing* lane (flag rules, and every rule of a shadow policy)
+only records hits, so it never delays text; it may decide only what the enforcing lane
+has released, so it reports hits on text the client actually saw.
+
+Chunking invariance is by construction: a decision is taken only once no continuation
+can change it, and the hold limit is evaluated at the exact text length where it is
+first exceeded (``feed`` slices a long delta at those lengths), so feeding the text in
+any pieces gives the same result as feeding it whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.sluice.matcher import Found, Matcher, Pending, ScanTimeout
+from gateway.sluice.types import (
+    ERROR_RULE,
+    HOLD_LIMIT_RULE,
+    Action,
+    Hit,
+    Piece,
+    Reason,
+    Step,
+)
+
+#: Characters of already-scanned text kept for look-behinds and ``\b``; patterns whose
+#: look-behind reaches further back see less at a chunk boundary than in whole text.
+CONTEXT_CHARS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class SluiceConfig:
+    """Everything a channel needs, compiled once per policy and direction."""
+
+    enforce: Matcher
+    observe: Matcher
+    max_hold: int = 512
+    fail_closed: bool = True
+    cutoff_notice: str = ""
+
+    def open(self) -> Sluice:
+        return Sluice(self)
+
+
+@dataclass(slots=True)
+class _Scan:
+    """One lane's verdicts over the buffer: decided hits, where it now holds, what broke."""
+
+    found: list[Found] = field(default_factory=list)
+    hold: int = 0
+    block: Found | None = None
+    timed_out: bool = False
+
+
+def _scan(matcher: Matcher, text: str, pos: int, limit: int, final: bool) -> _Scan:
+    """Decide every hit that no continuation can change, left to right, up to ``limit``."""
+    result = _Scan(hold=pos)
+    try:
+        while True:
+            hold = limit if final else min(matcher.hold_start(text, pos), limit)
+            nxt = matcher.first(text, pos, hold, final)
+            if nxt is None:
+                result.hold = hold
+                return result
+            if isinstance(nxt, Pending) or nxt.end > limit:
+                result.hold = nxt.start
+                return result
+            if nxt.rule.action is Action.BLOCK:
+                result.block, result.hold = nxt, nxt.start
+                return result
+            result.found.append(nxt)
+            pos = result.hold = nxt.end
+    except ScanTimeout:
+        result.timed_out = True
+        return result
+
+
+class Sluice:
+    """Moderates one text channel. Pure and synchronous; not thread-safe."""
+
+    __slots__ = (
+        "_base",
+        "_cfg",
+        "_done",
+        "_hits",
+        "_cut_now",
+        "_observed",
+        "_pieces",
+        "_released",
+        "_text",
+    )
+
+    def __init__(self, config: SluiceConfig) -> None:
+        self._cfg = config
+        self._text = ""  # input text from absolute offset _base on
+        self._base = 0
+        self._released = 0  # absolute; also the enforcing lane's cursor
+        self._observed = 0  # absolute cursor of the observing lane
+        self._done = False
+        self._cut_now = False
+        self._pieces: list[Piece] = []
+        self._hits: list[Hit] = []
+
+    @property
+    def held(self) -> int:
+        """Characters received but not yet released."""
+        return 0 if self._done else self._base + len(self._text) - self._released
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def feed(self, delta: str) -> Step:
+        """Take the next piece of text; return what may be shown now."""
+        max_hold = self._cfg.max_hold
+        while delta and not self._done:
+            end = self._base + len(self._text)
+            room = min(self._released, self._observed) + max_hold + 1 - end
+            take, delta = delta[:room], delta[room:]
+            self._text += take
+            self._evaluate(final=False)
+        return self._step()
+
+    def finish(self) -> Step:
+        """The text is complete: decide everything still held and release it."""
+        if not self._done:
+            self._evaluate(final=True)
+            self._done = True
+        return self._step()
+
+    # -- internals -------------------------------------------------------------------
+
+    def _step(self) -> Step:
+        cut, self._cut_now = self._cut_now, False
+        step = Step(
+            pieces=tuple(self._pieces),
+            hits=tuple(self._hits),
+            cut=cut,
+            notice=self._cfg.cutoff_notice if cut else "",
+            held=self.held,
+        )
+        self._pieces.clear()
+        self._hits.clear()
+        return step
+
+    def _evaluate(self, *, final: bool) -> None:
+        text, base = self._text, self._base
+        size = len(text)
+        scan = _scan(self._cfg.enforce, text, self._released - base, size, final)
+        for found in scan.found:
+            self._release_to(found.start)
+            self._redact(found)
+        if scan.block is not None:
+            self._cut(scan.block.start, self._hit(scan.block, Action.BLOCK))
+        elif scan.timed_out:
+            self._fail(scan.hold, size, Reason.ERROR)
+        elif not final and size - scan.hold > self._cfg.max_hold:
+            self._fail(scan.hold, size, Reason.HOLD_LIMIT)
+        else:
+            self._release_to(scan.hold)
+        if not self._done:
+            self._observe(final)
+        self._trim()
+
+    def _release_to(self, index: int) -> None:
+        absolute = self._base + index
+        if absolute > self._released:
+            start = self._released - self._base
+            self._pieces.append(Piece(self._released, absolute, self._text[start:index]))
+            self._released = absolute
+
+    def _redact(self, found: Found) -> None:
+        hit = self._hit(found, Action.REDACT)
+        self._hits.append(hit)
+        self._pieces.append(Piece(hit.start, hit.end, found.rule.replacement, redacted=True))
+        self._released = hit.end
+
+    def _hit(self, found: Found, action: Action) -> Hit:
+        base = self._base
+        return Hit(found.rule.id, action, base + found.start, base + found.end)
+
+    def _fail(self, index: int, size: int, reason: Reason) -> None:
+        """A scan error or an over-long hold: ``on_error`` says cut or let it through."""
+        base = self._base
+        rule = HOLD_LIMIT_RULE if reason is Reason.HOLD_LIMIT else ERROR_RULE
+        if self._cfg.fail_closed:
+            self._release_to(index)
+            self._cut(index, Hit(rule, Action.BLOCK, base + index, base + size, reason))
+        else:
+            self._hits.append(Hit(rule, Action.FLAG, base + index, base + size, reason))
+            self._release_to(size)
+
+    def _cut(self, index: int, hit: Hit) -> None:
+        """End the channel at ``index``: nothing from there on is ever released."""
+        self._release_to(index)
+        self._text = self._text[:index]
+        self._observe(final=True)
+        self._hits.append(hit)
+        self._done = self._cut_now = True
+
+    def _observe(self, final: bool) -> None:
+        matcher = self._cfg.observe
+        text, base = self._text, self._base
+        limit = self._released - base
+        if not matcher:
+            self._observed = self._released
+            return
+        scan = _scan(matcher, text, self._observed - base, limit, final)
+        for found in scan.found:
+            start, end = base + found.start, base + found.end
+            self._hits.append(Hit(found.rule.id, Action.FLAG, start, end, intended=found.rule.strength))
+        hold = scan.hold
+        overlong = not final and len(text) - hold > self._cfg.max_hold
+        if scan.timed_out or overlong:
+            reason = Reason.ERROR if scan.timed_out else Reason.HOLD_LIMIT
+            rule = ERROR_RULE if scan.timed_out else HOLD_LIMIT_RULE
+            intended = Action.BLOCK if self._cfg.fail_closed else Action.FLAG
+            self._hits.append(Hit(rule, Action.FLAG, base + hold, base + limit, reason, intended))
+            hold = limit
+        self._observed = base + min(hold, limit)
+
+    def _trim(self) -> None:
+        """Forget text that no lane will scan again, keeping look-behind context."""
+        keep_from = min(self._released, self._observed) - CONTEXT_CHARS - self._base
+        if keep_from > 0:
+            self._text = self._text[keep_from:]
+            self._base += keep_from
