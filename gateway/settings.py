@@ -8,11 +8,10 @@ Every setting has a safe default; secrets are ``SecretStr`` so they never print.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from gateway.policy import DEFAULT_POLICY
 

@@ -48,4 +48,9 @@ class DetectorOptions(BaseModel):
     default and quietly detect something other than what the policy author asked for.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Attribute docstrings become field descriptions in the policy JSON Schema.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class NoOptions(DetectorOptions):
+    """The options of a detector that takes none."""

@@ -63,7 +63,9 @@ def load_paths(paths: Iterable[Path]) -> dict[str, CompiledPolicy]:
             continue
         if compiled.name in loaded:
             other = loaded[compiled.name].file
-            problems.append(Problem(str(file), 1, 1, f"policy name {compiled.name!r} also in {other}"))
+            problems.append(
+                Problem(str(file), 1, 1, f"policy name {compiled.name!r} also in {other}")
+            )
             continue
         loaded[compiled.name] = compiled
     if problems:
@@ -77,7 +79,9 @@ def _problem(source: Source, error: typing.Mapping[str, typing.Any]) -> Problem:
     if error["type"] == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
         hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
-        return source.problem(loc, f"unknown key {loc[-1]!r} in {where.rpartition('.')[0] or 'policy'}{hint}")
+        return source.problem(
+            loc, f"unknown key {loc[-1]!r} in {where.rpartition('.')[0] or 'policy'}{hint}"
+        )
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "missing":
         message = "required key is missing"
@@ -101,7 +105,10 @@ def _unwrap(annotation: typing.Any) -> typing.Any:
     """``list[X]``, ``X | None`` -> ``X`` (the first model type inside)."""
     if _is_model(annotation):
         return annotation
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) in {typing.Union, list}:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) in {
+        typing.Union,
+        list,
+    }:
         for arg in typing.get_args(annotation):
             inner = _unwrap(arg)
             if _is_model(inner):

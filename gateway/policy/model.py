@@ -57,7 +57,7 @@ class PolicySettings(_Strict):
         OnError.BLOCK,
         description="What a failing rule, a scan timeout or an over-long hold means.",
     )
-    cutoff_notice: str = Field("", description='Text appended where a stream is cut off.')
+    cutoff_notice: str = Field("", description="Text appended where a stream is cut off.")
     scan_timeout_ms: int = Field(
         100, ge=1, le=10_000, description="Upper bound on one regex scan (stops backtracking)."
     )

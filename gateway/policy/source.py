@@ -39,7 +39,11 @@ class Source:
         """The ``id`` of the rule a path points into, when it can be read."""
         if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
             rules = self.data.get("rules") if isinstance(self.data, dict) else None
-            if isinstance(rules, list) and path[1] < len(rules) and isinstance(rules[path[1]], dict):
+            if (
+                isinstance(rules, list)
+                and path[1] < len(rules)
+                and isinstance(rules[path[1]], dict)
+            ):
                 rid = rules[path[1]].get("id")
                 return rid if isinstance(rid, str) else None
         return None

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from gateway.policy.compiler import CompiledPolicy
-from gateway.policy.model import Direction
 from gateway.sluice import Matcher, SluiceConfig, Step, moderate
 
-_MAX_SPLIT_LEN = 400  # every split point of a longer text would be slow; one char per feed still runs
+_MAX_SPLIT_LEN = (
+    400  # every split point of a longer text would be slow; one char per feed still runs
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,9 @@ def run_policy_tests(compiled: CompiledPolicy) -> tuple[int, list[Failure]]:
         where = f"{compiled.file}: test {number}"
         got_text, got_rules = _outcome(whole)
         if got_text != case.output:
-            failures.append(Failure(where, f"input {case.input!r}", repr(case.output), repr(got_text)))
+            failures.append(
+                Failure(where, f"input {case.input!r}", repr(case.output), repr(got_text))
+            )
             continue
         if case.rules is not None and got_rules != case.rules:
             failures.append(Failure(where, "rules that hit", str(case.rules), str(got_rules)))
@@ -101,5 +104,7 @@ def _rechunked(config: SluiceConfig, text: str, whole: Step, where: str) -> Iter
     for name, pieces in chunkings(text):
         got = _outcome(stream(config, pieces))
         if got != expected:
-            yield Failure(where, f"{text!r} {name} differs from whole text", repr(expected), repr(got))
+            yield Failure(
+                where, f"{text!r} {name} differs from whole text", repr(expected), repr(got)
+            )
             return

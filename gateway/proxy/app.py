@@ -31,9 +31,7 @@ log = logging.getLogger("sluicegate")
 
 def create_app(settings: Settings, metrics_: Metrics | None = None) -> web.Application:
     """Build the gateway; raises ``PolicyError`` if the policies do not load."""
-    app = web.Application(
-        middlewares=[request_context], client_max_size=settings.max_request_bytes
-    )
+    app = web.Application(middlewares=[request_context], client_max_size=settings.max_request_bytes)
     app[SETTINGS] = settings
     app[METRICS] = metrics_ if metrics_ is not None else Metrics()
     app[POLICIES] = PolicyStore(settings.policy, settings.default_policy)
@@ -43,7 +41,9 @@ def create_app(settings: Settings, metrics_: Metrics | None = None) -> web.Appli
     app.cleanup_ctx.append(_policy_watcher)
     app.cleanup_ctx.append(_audit)
     for path, adapter in ADAPTERS.items():
-        app.router.add_post(path, route_handler(adapter), name=adapter.route)
+        # The route name is the bounded ``route`` metric label: chat_completions, ...
+        name = path.removeprefix("/v1/").replace("/", "_")
+        app.router.add_post(path, route_handler(adapter), name=name)
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics, name="metrics")

@@ -26,7 +26,7 @@ _REWRITTEN_DROP = frozenset({"content-length", "content-encoding", "etag", "cont
 
 
 def _connection_listed(headers: CIMultiDictProxy[str]) -> set[str]:
-    listed = set()
+    listed: set[str] = set()
     for value in headers.getall("connection", []):
         listed.update(token.strip().lower() for token in value.split(","))
     return listed

@@ -16,14 +16,13 @@ from typing import Any
 import orjson
 from aiohttp import ClientError, ClientResponse, web
 
-from gateway.adapters import ADAPTERS
 from gateway.adapters.base import ApiAdapter, HitLog, OutEvent, StreamModerator
 from gateway.adapters.inputs import moderate_request
 from gateway.policy import CompiledPolicy
 from gateway.policy.model import Direction
 from gateway.proxy.errors import error_response
-from gateway.proxy.labels import route_label
 from gateway.proxy.headers import POLICY, client_response_headers, upstream_request_headers
+from gateway.proxy.labels import route_label
 from gateway.proxy.state import AUDIT, METRICS, POLICIES, REQUEST_ID, SETTINGS, UPSTREAM
 from gateway.sse import SSEDecoder, SSEError, encode_comment, encode_event
 
@@ -86,7 +85,9 @@ async def _handle(request: web.Request, adapter: ApiAdapter) -> web.StreamRespon
     headers["Content-Type"] = "application/json"
     metrics = request.app[METRICS]
     try:
-        async with upstream.session.post(upstream.url(request.path), data=data, headers=headers) as resp:
+        async with upstream.session.post(
+            upstream.url(request.path), data=data, headers=headers
+        ) as resp:
             if resp.status >= 400:
                 return await _relay_error(request, resp)
             if body.get("stream") is True and resp.content_type == "text/event-stream":
@@ -95,7 +96,9 @@ async def _handle(request: web.Request, adapter: ApiAdapter) -> web.StreamRespon
     except (ClientError, TimeoutError) as exc:
         metrics.upstream_errors.labels(_reason(exc)).inc()
         log.warning("upstream request failed: %s", type(exc).__name__)
-        return error_response(502, "The upstream API could not be reached.", "upstream_error", "upstream_unavailable")
+        return error_response(
+            502, "The upstream API could not be reached.", "upstream_error", "upstream_unavailable"
+        )
 
 
 def _upstream_key(request: web.Request) -> str | None:
@@ -130,7 +133,9 @@ async def _whole(
     settings = request.app[SETTINGS]
     raw = await resp.content.read(settings.max_response_bytes + 1)
     if len(raw) > settings.max_response_bytes:
-        return error_response(502, "The upstream response is too large to moderate.", "upstream_error")
+        return error_response(
+            502, "The upstream response is too large to moderate.", "upstream_error"
+        )
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -179,7 +184,9 @@ async def _stream(
     request: web.Request, resp: ClientResponse, mod: StreamModerator, reporter: Reporter
 ) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    out = web.StreamResponse(status=resp.status, headers=client_response_headers(resp.headers, rewritten=True))
+    out = web.StreamResponse(
+        status=resp.status, headers=client_response_headers(resp.headers, rewritten=True)
+    )
     out.content_type = "text/event-stream"
     out.headers["Cache-Control"] = "no-cache"
     out.headers["X-Accel-Buffering"] = "no"  # nginx in front must not buffer the stream
@@ -204,7 +211,11 @@ async def _stream(
                     continue
                 raise
             deadline = loop.time() + settings.read_timeout
-            events = [e for ev in (decoder.feed(chunk) if chunk else decoder.close()) for e in _feed(mod, ev.data, ev.event)]
+            events = [
+                e
+                for ev in (decoder.feed(chunk) if chunk else decoder.close())
+                for e in _feed(mod, ev.data, ev.event)
+            ]
             if not chunk and not mod.finished:
                 events += mod.on_eof()
             reporter.report(mod.log, Direction.OUTPUT)

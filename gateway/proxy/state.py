@@ -27,4 +27,4 @@ METRICS = web.AppKey("metrics", Metrics)
 POLICIES = web.AppKey("policies", PolicyStore)
 UPSTREAM = web.AppKey("upstream", Upstream)
 AUDIT = web.AppKey("audit", AuditLog)
-REQUEST_ID = "sluicegate_request_id"
+REQUEST_ID = web.RequestKey("sluicegate_request_id", str)

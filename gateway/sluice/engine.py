@@ -89,9 +89,9 @@ class Sluice:
     __slots__ = (
         "_base",
         "_cfg",
+        "_cut_now",
         "_done",
         "_hits",
-        "_cut_now",
         "_observed",
         "_pieces",
         "_released",
@@ -216,7 +216,9 @@ class Sluice:
         scan = _scan(matcher, text, self._observed - base, limit, final)
         for found in scan.found:
             start, end = base + found.start, base + found.end
-            self._hits.append(Hit(found.rule.id, Action.FLAG, start, end, intended=found.rule.strength))
+            self._hits.append(
+                Hit(found.rule.id, Action.FLAG, start, end, intended=found.rule.strength)
+            )
         hold = scan.hold
         overlong = not final and len(text) - hold > self._cfg.max_hold
         if scan.timed_out or overlong:

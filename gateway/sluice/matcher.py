@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import regex
 
+from gateway.sluice.boundaries import spell_out_boundaries
 from gateway.sluice.types import Rule
 
 _BACKREF = regex.compile(r"\\[1-9]|\(\?P=|\\g<")
@@ -55,7 +56,12 @@ def compile_rule(rule: Rule) -> regex.Pattern[str]:
 
 
 def _scoped(rule: Rule) -> str:
-    return f"(?i:{rule.pattern})" if rule.ignore_case else f"(?:{rule.pattern})"
+    pattern = spell_out_boundaries(rule.pattern)
+    return f"(?i:{pattern})" if rule.ignore_case else f"(?:{pattern})"
+
+
+def _wrapper(index: int) -> str:
+    return f"sluicegate_rule_{index}"
 
 
 class _Bank:
@@ -66,17 +72,15 @@ class _Bank:
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(rules)
         self.singles = tuple(compile_rule(r) for r in self.rules)
-        # Each rule is wrapped in a capture group so a match tells which alternative won;
-        # rules before it are known not to match at that position.
-        parts, groups, next_group = [], [], 1
-        for rule, single in zip(self.rules, self.singles, strict=True):
-            parts.append(f"({_scoped(rule)})")
-            groups.append(next_group)
-            next_group += 1 + single.groups
-        alternation = "|".join(parts)
+        # Each rule is wrapped in a uniquely named group so a match tells which alternative
+        # won; rules before it are known not to match there. Names, not counted numbers:
+        # ``regex`` gives equal user group names in two rules one shared number.
+        alternation = "|".join(
+            f"(?P<{_wrapper(index)}>{_scoped(rule)})" for index, rule in enumerate(self.rules)
+        )
         self.any = regex.compile(alternation)
         self.probe = regex.compile(f"(?:{alternation})(?!)")
-        self.groups = tuple(groups)
+        self.groups = tuple(self.any.groupindex[_wrapper(i)] for i in range(len(self.rules)))
 
     def first_alternative(self, match: regex.Match[str]) -> int:
         for index, group in enumerate(self.groups):

@@ -1,0 +1,296 @@
+"""Streams made of ``choices`` chunks ended by ``[DONE]``: Chat and legacy Completions.
+
+Both APIs stream the same way (WIRE.md §2, §6): every chunk repeats the envelope (``id``,
+``model`` ...) around a list of per-choice entries, an optional usage chunk comes last,
+and ``data: [DONE]`` ends it all. What differs is only where an entry carries its text,
+so that is a ``ChoiceShape``; the envelope, the end of the stream and its errors are
+handled once, here.
+
+How a stream ends is what a client trusts most, so each way is chosen for the SDKs:
+
+* every choice has ended and upstream sent ``[DONE]``: pass it on;
+* every choice was cut: ``[DONE]`` at once (no usage chunk; upstream is cancelled);
+* upstream broke, ended early or sent a malformed event: an ``error`` event, which both
+  SDKs raise as ``APIError``, and no ``[DONE]``: a cut-off answer must never look
+  complete. Held text is discarded, not released: it was never fully checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import orjson
+
+from gateway.adapters.base import HitLog, OutEvent
+from gateway.adapters.channels import Channel
+from gateway.adapters.logprobs import TOKEN_ENTRIES, LogprobFormat
+from gateway.sluice import SluiceConfig
+
+DONE = OutEvent("[DONE]")
+
+#: Where a channel's text sits inside a choice entry, e.g. ``("delta", "content")``.
+Path = tuple[str | int, ...]
+
+
+class ChoiceState:
+    """One choice's channels and whether it has ended (normally or by a cut)."""
+
+    __slots__ = ("_config", "_log", "channels", "cut", "ended", "index", "offset_base", "tools")
+
+    def __init__(self, index: int, config: SluiceConfig, log: HitLog) -> None:
+        self.index = index
+        self._config = config
+        self._log = log
+        self.channels: dict[Path, Channel] = {}
+        self.ended = False
+        self.cut = False
+        self.tools: set[int] = set()  # chat: tool-call indexes already sent
+        self.offset_base: int | None = None  # legacy: ``text_offset`` of input offset 0
+
+    def channel(
+        self,
+        path: Path,
+        *,
+        json: bool = False,
+        record: bool = False,
+        logprobs: LogprobFormat = TOKEN_ENTRIES,
+    ) -> Channel:
+        found = self.channels.get(path)
+        if found is None:
+            name = f"choices[{self.index}]" + "".join(
+                f"[{p}]" if isinstance(p, int) else f".{p}" for p in path
+            )
+            found = Channel(
+                self._config, name, self._log, json=json, record=record, logprobs=logprobs
+            )
+            self.channels[path] = found
+        return found
+
+    def feed(self, path: Path, text: str, *, json: bool = False) -> str:
+        """Feed one channel; a cut there ends the choice, and nothing is fed after it."""
+        if self.cut:
+            return ""
+        channel = self.channel(path, json=json)
+        out = channel.feed(text)
+        self.cut |= channel.cut
+        return out
+
+    @property
+    def config(self) -> SluiceConfig:
+        return self._config
+
+    def finish(self, only: Callable[[Path], bool] | None = None) -> Iterator[tuple[Path, str]]:
+        """Finish open channels (all, or those ``only`` picks), yielding what each releases.
+
+        A cut in one ends the choice; the others are still finished, since everything they
+        hold arrived before the cut and is checked as complete text.
+        """
+        for path, channel in list(self.channels.items()):
+            if channel.done or (only is not None and not only(path)):
+                continue
+            text = channel.finish()
+            self.cut |= channel.cut
+            if text:
+                yield path, text
+
+    def whole(self, path: Path, text: str, *, json: bool = False) -> str | None:
+        """Moderate a complete field (non-streamed body); ``None`` once the choice is cut."""
+        if self.cut:
+            return None
+        channel = self.channel(path, json=json)
+        out = channel.whole(text)
+        self.cut |= channel.cut
+        return out
+
+    def whole_logprobs(
+        self, path: Path, entries: list[Any], fmt: LogprobFormat
+    ) -> list[tuple[int, Any]]:
+        """The entries of a complete field that may go out, as ``(output offset, entry)``."""
+        channel = self.channel(path, logprobs=fmt)
+        if not channel.done:
+            channel.finish()  # a field that carried no text: nothing to place entries on
+        channel.add_logprobs(entries)
+        return channel.take_logprobs()
+
+    @property
+    def held(self) -> int:
+        return sum(ch.held for ch in self.channels.values())
+
+    def discard(self) -> None:
+        for channel in self.channels.values():
+            channel.discard()
+        self.ended = True
+
+
+class ChoiceShape(Protocol):
+    """Where one API's choice entries carry text."""
+
+    def rewrite(
+        self, choice: ChoiceState, entry: dict[str, Any], first: bool
+    ) -> dict[str, Any] | None:
+        """Moderate one upstream entry; ``None`` drops it (all its text is held)."""
+
+    def close(self, choice: ChoiceState) -> dict[str, Any] | None:
+        """Finish the choice's open channels; an entry carrying what they release, if any."""
+
+
+def error_event(code: str, message: str) -> OutEvent:
+    """The mid-stream error both SDKs raise as ``APIError`` (WIRE.md §1)."""
+    body = {"error": {"message": message, "type": "upstream_error", "code": code, "param": None}}
+    return OutEvent(orjson.dumps(body).decode())
+
+
+def requested_choices(body: dict[str, Any]) -> int:
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
+
+
+class ChoiceStream:
+    """``StreamModerator`` for chunked-choices streams; the shape does the entries."""
+
+    def __init__(self, shape: ChoiceShape, body: dict[str, Any], config: SluiceConfig) -> None:
+        self.log = HitLog()
+        self._shape = shape
+        self._config = config
+        self._expected = requested_choices(body)
+        self._choices: dict[int, ChoiceState] = {}
+        self._envelope: dict[str, Any] | None = None  # the last chunk, to build new ones from
+        self._finished = False
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def held(self) -> int:
+        return sum(c.held for c in self._choices.values())
+
+    def on_event(self, data: str, event: str | None) -> list[OutEvent]:
+        if self._finished:
+            return []
+        if data.startswith("[DONE]"):
+            return self._end()
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return self._fail(
+                "upstream_malformed_event", "Upstream sent an event that is not JSON."
+            )
+        if not isinstance(chunk, dict):
+            return self._fail("upstream_malformed_event", "Upstream sent an unexpected event.")
+        if chunk.get("error"):
+            self._discard()
+            self._finished = True
+            return [OutEvent(data)]
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            return [OutEvent(data)]
+        return self._chunk(chunk, choices)
+
+    def on_eof(self) -> list[OutEvent]:
+        if self._finished:
+            return []
+        states = self._choices.values()
+        if len(states) >= self._expected and all(c.ended for c in states):
+            # Every choice said how it ended; only the [DONE] marker went missing.
+            return self._end()
+        return self._fail(
+            "upstream_incomplete", "Upstream ended the stream before it was complete."
+        )
+
+    def on_upstream_error(self, message: str) -> list[OutEvent]:
+        if self._finished:
+            return []
+        return self._fail("upstream_error", f"Upstream connection failed: {message}")
+
+    # -- internals -------------------------------------------------------------------
+
+    def _chunk(self, chunk: dict[str, Any], choices: list[Any]) -> list[OutEvent]:
+        out: list[OutEvent] = []
+        usage = chunk.get("usage") is not None
+        if not choices and usage:
+            out.extend(self._close_open())  # the usage chunk comes after every choice's text
+        self._envelope = chunk
+        entries: list[Any] = []
+        for entry in choices:
+            if not isinstance(entry, dict) or not _is_index(entry.get("index", 0)):
+                return self._fail("upstream_malformed_event", "Upstream sent a malformed choice.")
+            index = entry.get("index", 0)
+            state = self._choices.get(index)
+            first = state is None
+            if state is None:
+                state = self._choices[index] = ChoiceState(index, self._config, self.log)
+            rewritten = self._shape.rewrite(state, entry, first)
+            if rewritten is not None:
+                entries.append(rewritten)
+        if entries or not choices or usage:
+            chunk["choices"] = entries
+            out.append(OutEvent(orjson.dumps(chunk).decode()))
+        if self._all_cut():
+            self._finished = True
+            out.append(DONE)
+        return out
+
+    def _close_open(self) -> list[OutEvent]:
+        """Finish every choice upstream left open; send what they still held."""
+        entries = []
+        for state in self._choices.values():
+            if not state.ended:
+                entry = self._shape.close(state)
+                state.ended = True
+                if entry is not None:
+                    entries.append(entry)
+        if not entries or self._envelope is None:
+            return []
+        chunk = {
+            key: entries if key == "choices" else None if key == "usage" else value
+            for key, value in self._envelope.items()
+        }
+        return [OutEvent(orjson.dumps(chunk).decode())]
+
+    def _all_cut(self) -> bool:
+        states = self._choices
+        return len(states) >= self._expected and all(c.cut for c in states.values())
+
+    def _end(self) -> list[OutEvent]:
+        out = self._close_open()
+        out.append(DONE)
+        self._finished = True
+        return out
+
+    def _fail(self, code: str, message: str) -> list[OutEvent]:
+        self._discard()
+        self._finished = True
+        return [error_event(code, message)]
+
+    def _discard(self) -> None:
+        for state in self._choices.values():
+            state.discard()
+
+
+def append_text(node: dict[str, Any], path: Path, text: str) -> None:
+    """Append released text at ``path`` below ``node``, creating the objects missing."""
+    for key in path[:-1]:
+        child = node.get(str(key))
+        if not isinstance(child, dict):
+            child = node[str(key)] = {}
+        node = child
+    last = str(path[-1])
+    previous = node.get(last)
+    node[last] = (previous if isinstance(previous, str) else "") + text
+
+
+def is_empty(value: Any) -> bool:
+    """Nothing worth sending: only ``""``, ``None`` and empty containers (``index`` aside)."""
+    if value is None or value == "":
+        return True
+    if isinstance(value, dict):
+        return all(is_empty(v) for k, v in value.items() if k != "index")
+    if isinstance(value, list):
+        return all(is_empty(v) for v in value)
+    return False
+
+
+def _is_index(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

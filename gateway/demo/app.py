@@ -1,0 +1,42 @@
+"""The demo upstream's aiohttp application: routes, middleware and shared state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from gateway.demo import chat, completions, embeddings, models, responses
+from gateway.demo.keys import CLOCK, DEFAULT_PACE, DEMO_STATE
+from gateway.demo.middleware import apply_controls, openai_errors, record, upstream_headers
+from gateway.demo.state import DemoState
+
+
+def create_demo_app(
+    *, pace: float = 0.0, clock: Callable[[], float] = time.time
+) -> web.Application:
+    """An OpenAI-compatible upstream; ``pace`` is the default number of seconds between events.
+
+    Demo mode uses a human pace (~0.03 s) so a user can watch text arrive and be moderated;
+    tests use 0 and set ``X-Demo-Pace-Ms`` where timing matters. ``clock`` gives ``created``
+    timestamps; a fixed one makes two runs' payloads byte-identical.
+    """
+    app = web.Application(middlewares=[openai_errors, record, apply_controls])
+    app[DEMO_STATE] = DemoState()
+    app[DEFAULT_PACE] = pace
+    app[CLOCK] = clock
+    app.router.add_get("/v1/models", models.list_models)
+    app.router.add_get("/v1/models/{model_id}", models.get_model)
+    app.router.add_post("/v1/embeddings", embeddings.handle)
+    app.router.add_post("/v1/chat/completions", chat.handle)
+    app.router.add_post("/v1/responses", responses.handle)
+    app.router.add_post("/v1/completions", completions.handle)
+    app.on_response_prepare.append(upstream_headers)
+    app.on_shutdown.append(_stop_waiting)
+    return app
+
+
+async def _stop_waiting(app: web.Application) -> None:
+    """Let hanging streams go at shutdown instead of holding it for its whole timeout."""
+    app[DEMO_STATE].closing.set()
