@@ -10,11 +10,12 @@ pattern; ``regex``-only syntax is simply not linted structurally.
 from __future__ import annotations
 
 import re._constants as sre_c
-import re._parser as sre_p
 from collections.abc import Iterator
 from typing import Any
 
 import regex
+
+from gateway.sluice.regex_tree import SubPattern, children, parse_tree
 
 _ANCHORS = {
     sre_c.AT_BEGINNING: "^",
@@ -33,7 +34,7 @@ def pattern_errors(pattern: str, compiled: regex.Pattern[str]) -> list[str]:
         if any(m.start() == m.end() for m in compiled.finditer(probe)):
             errors.append("the pattern can match the empty string; it would fire everywhere")
             break
-    tree = _parse(pattern)
+    tree = parse_tree(pattern)
     if tree is not None:
         anchors = sorted(
             {_ANCHORS[av] for op, av in _items(tree) if op is sre_c.AT and av in _ANCHORS}
@@ -47,7 +48,7 @@ def pattern_errors(pattern: str, compiled: regex.Pattern[str]) -> list[str]:
 
 
 def pattern_warnings(pattern: str) -> list[str]:
-    tree = _parse(pattern)
+    tree = parse_tree(pattern)
     if tree is not None and _nested_unbounded(tree, inside=False):
         return [
             "nested unbounded quantifiers (like (a+)+) can backtrack catastrophically; "
@@ -56,34 +57,19 @@ def pattern_warnings(pattern: str) -> list[str]:
     return []
 
 
-def _parse(pattern: str) -> sre_p.SubPattern | None:
-    try:
-        return sre_p.parse(pattern)
-    except Exception:
-        return None
-
-
-def _children(av: Any) -> Iterator[sre_p.SubPattern]:
-    if isinstance(av, sre_p.SubPattern):
-        yield av
-    elif isinstance(av, tuple | list):
-        for item in av:
-            yield from _children(item)
-
-
-def _items(tree: sre_p.SubPattern) -> Iterator[tuple[Any, Any]]:
+def _items(tree: SubPattern) -> Iterator[tuple[Any, Any]]:
     for op, av in tree:
         yield op, av
-        for child in _children(av):
+        for child in children(av):
             yield from _items(child)
 
 
-def _nested_unbounded(tree: sre_p.SubPattern, inside: bool) -> bool:
+def _nested_unbounded(tree: SubPattern, inside: bool) -> bool:
     for op, av in tree:
         unbounded = op in _REPEATS and av[1] == sre_c.MAXREPEAT
         if unbounded and inside:
             return True
-        for child in _children(av):
+        for child in children(av):
             if _nested_unbounded(child, inside or unbounded):
                 return True
     return False

@@ -60,27 +60,53 @@ class _Scan:
     timed_out: bool = False
 
 
-def _scan(matcher: Matcher, text: str, pos: int, limit: int, final: bool) -> _Scan:
-    """Decide every hit that no continuation can change, left to right, up to ``limit``."""
-    result = _Scan(hold=pos)
-    try:
+class _Lane:
+    """A lane's place in the text: its cursor, and which rules may have a match going."""
+
+    __slots__ = ("active", "cursor", "matcher", "seen")
+
+    def __init__(self, matcher: Matcher) -> None:
+        self.matcher = matcher
+        self.cursor = 0  # absolute: nothing before it can still be part of a match
+        self.seen = 0  # absolute end of the text at the last scan
+        self.active: frozenset[int] = frozenset()
+
+    def scan(self, text: str, base: int, limit: int, final: bool) -> _Scan:
+        """Decide every hit no continuation can change, left to right, up to ``limit``."""
+        pos = self.cursor - base
+        fresh = text[max(self.seen - base, 0) :]
+        rules = self.matcher.candidates(fresh, self.active)
+        self.seen = base + len(text)
+        result = _Scan(hold=pos)
+        if not rules:
+            result.hold = limit
+            self.active = frozenset()
+            return result
+        try:
+            self._decide(text, pos, limit, final, rules, result)
+        except ScanTimeout:
+            result.timed_out = True
+        return result
+
+    def _decide(
+        self, text: str, pos: int, limit: int, final: bool, rules: frozenset[int], result: _Scan
+    ) -> None:
         while True:
-            hold = limit if final else min(matcher.hold_start(text, pos), limit)
-            nxt = matcher.first(text, pos, hold, final)
+            hold, active, nxt = self.matcher.survey(text, pos, limit, final, rules)
+            if isinstance(nxt, Pending):
+                result.hold, self.active = nxt.start, active | nxt.rules
+                return
+            if nxt is not None and nxt.end > limit:
+                result.hold, self.active = nxt.start, active | {nxt.index}
+                return
             if nxt is None:
-                result.hold = hold
-                return result
-            if isinstance(nxt, Pending) or nxt.end > limit:
-                result.hold = nxt.start
-                return result
+                result.hold, self.active = hold, active
+                return
             if nxt.rule.action is Action.BLOCK:
                 result.block, result.hold = nxt, nxt.start
-                return result
+                return
             result.found.append(nxt)
             pos = result.hold = nxt.end
-    except ScanTimeout:
-        result.timed_out = True
-        return result
 
 
 class Sluice:
@@ -91,10 +117,10 @@ class Sluice:
         "_cfg",
         "_cut_now",
         "_done",
+        "_enforce",
         "_hits",
-        "_observed",
+        "_observe",
         "_pieces",
-        "_released",
         "_text",
     )
 
@@ -102,8 +128,8 @@ class Sluice:
         self._cfg = config
         self._text = ""  # input text from absolute offset _base on
         self._base = 0
-        self._released = 0  # absolute; also the enforcing lane's cursor
-        self._observed = 0  # absolute cursor of the observing lane
+        self._enforce = _Lane(config.enforce)  # its cursor is also how far text is released
+        self._observe = _Lane(config.observe)
         self._done = False
         self._cut_now = False
         self._pieces: list[Piece] = []
@@ -112,7 +138,7 @@ class Sluice:
     @property
     def held(self) -> int:
         """Characters received but not yet released."""
-        return 0 if self._done else self._base + len(self._text) - self._released
+        return 0 if self._done else self._base + len(self._text) - self._enforce.cursor
 
     @property
     def done(self) -> bool:
@@ -123,7 +149,7 @@ class Sluice:
         max_hold = self._cfg.max_hold
         while delta and not self._done:
             end = self._base + len(self._text)
-            room = min(self._released, self._observed) + max_hold + 1 - end
+            room = min(self._enforce.cursor, self._observe.cursor) + max_hold + 1 - end
             take, delta = delta[:room], delta[room:]
             self._text += take
             self._evaluate(final=False)
@@ -154,7 +180,7 @@ class Sluice:
     def _evaluate(self, *, final: bool) -> None:
         text, base = self._text, self._base
         size = len(text)
-        scan = _scan(self._cfg.enforce, text, self._released - base, size, final)
+        scan = self._enforce.scan(text, base, size, final)
         for found in scan.found:
             self._release_to(found.start)
             self._redact(found)
@@ -167,21 +193,22 @@ class Sluice:
         else:
             self._release_to(scan.hold)
         if not self._done:
-            self._observe(final)
+            self._observe_released(final)
         self._trim()
 
     def _release_to(self, index: int) -> None:
+        lane = self._enforce
         absolute = self._base + index
-        if absolute > self._released:
-            start = self._released - self._base
-            self._pieces.append(Piece(self._released, absolute, self._text[start:index]))
-            self._released = absolute
+        if absolute > lane.cursor:
+            start = lane.cursor - self._base
+            self._pieces.append(Piece(lane.cursor, absolute, self._text[start:index]))
+            lane.cursor = absolute
 
     def _redact(self, found: Found) -> None:
         hit = self._hit(found, Action.REDACT)
         self._hits.append(hit)
         self._pieces.append(Piece(hit.start, hit.end, found.rule.replacement, redacted=True))
-        self._released = hit.end
+        self._enforce.cursor = hit.end
 
     def _hit(self, found: Found, action: Action) -> Hit:
         base = self._base
@@ -192,28 +219,29 @@ class Sluice:
         base = self._base
         rule = HOLD_LIMIT_RULE if reason is Reason.HOLD_LIMIT else ERROR_RULE
         if self._cfg.fail_closed:
-            self._release_to(index)
             self._cut(index, Hit(rule, Action.BLOCK, base + index, base + size, reason))
         else:
             self._hits.append(Hit(rule, Action.FLAG, base + index, base + size, reason))
             self._release_to(size)
+            self._enforce.active = frozenset()  # what was in progress is given up
 
     def _cut(self, index: int, hit: Hit) -> None:
         """End the channel at ``index``: nothing from there on is ever released."""
         self._release_to(index)
         self._text = self._text[:index]
-        self._observe(final=True)
+        self._observe_released(final=True)
         self._hits.append(hit)
         self._done = self._cut_now = True
 
-    def _observe(self, final: bool) -> None:
-        matcher = self._cfg.observe
+    def _observe_released(self, final: bool) -> None:
+        """Flag rules see only what the client saw, so they never hold anything back."""
+        lane = self._observe
         text, base = self._text, self._base
-        limit = self._released - base
-        if not matcher:
-            self._observed = self._released
+        limit = self._enforce.cursor - base
+        if not lane.matcher:
+            lane.cursor = self._enforce.cursor
             return
-        scan = _scan(matcher, text, self._observed - base, limit, final)
+        scan = lane.scan(text, base, limit, final)
         for found in scan.found:
             start, end = base + found.start, base + found.end
             self._hits.append(
@@ -227,11 +255,12 @@ class Sluice:
             intended = Action.BLOCK if self._cfg.fail_closed else Action.FLAG
             self._hits.append(Hit(rule, Action.FLAG, base + hold, base + limit, reason, intended))
             hold = limit
-        self._observed = base + min(hold, limit)
+            lane.active = frozenset()
+        lane.cursor = base + min(hold, limit)
 
     def _trim(self) -> None:
         """Forget text that no lane will scan again, keeping look-behind context."""
-        keep_from = min(self._released, self._observed) - CONTEXT_CHARS - self._base
+        keep_from = min(self._enforce.cursor, self._observe.cursor) - CONTEXT_CHARS - self._base
         if keep_from > 0:
             self._text = self._text[keep_from:]
             self._base += keep_from

@@ -1,33 +1,37 @@
-"""One combined scan for many rules, with partial matching.
+"""The two scan questions, asked only of the rules that could possibly answer.
 
-Two questions are asked of a buffer on every feed, each answered by one ``regex`` call
-over all rules at once, so the cost of a feed does not grow with the number of rules:
+Every feed asks two questions of the buffer:
 
-* **Where could a match still be in progress?** The *probe* is the alternation of every
-  rule followed by ``(?!)``. It can never succeed, so the engine explores every path,
-  and with ``partial=True`` it reports the leftmost position where some path ran into
-  the end of the buffer. That is the hold point: nothing before it can be (part of) a
-  match, whatever text comes next. (``regex`` prefers a complete match to a partial one,
-  so asking the plain alternation would hide ``sk-abc…`` that is still growing.)
-* **Which decided match comes first?** The plain alternation, searched from the cursor.
-  Only at its start are the rules tried one by one (anchored), to apply leftmost, then
-  longest, then strongest — this is rare, because real hits are rare.
+* **Where could a match still be in progress?** A rule's *probe* is its pattern
+  followed by ``(?!)``. It can never succeed, so the engine explores every path, and with
+  ``partial=True`` it reports the leftmost position where some path ran into the end of
+  the buffer. Nothing before the leftmost such position over all rules can be (part of)
+  a match, whatever text comes next. (``regex`` prefers a complete match to a partial
+  one, so asking the plain pattern would hide ``sk-abc…`` that is still growing.)
+* **Which decided match comes first?** Each rule's leftmost complete match; the
+  leftmost start wins, then the longest match there, then the strongest action.
 
-Rules with back-references cannot share an alternation (group numbers would shift), so
-they get a bank of their own; every other rule shares one bank.
+Which rules are asked: those still *active* (a possible match in progress, or a
+complete match touching the buffer end) plus those whose FIRST set (``starts``) has a
+character of the fresh text. A rule that is neither cannot match anywhere new. One
+alternation of all rules would be a single call, but ``regex`` then loses each
+pattern's literal-prefix search and was three to four times slower than asking the
+rules one by one (bench/engine.py); the FIRST filter removes most calls altogether.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import regex
 
 from gateway.sluice.boundaries import spell_out_boundaries
+from gateway.sluice.starts import first_class
 from gateway.sluice.types import Rule
 
-_BACKREF = regex.compile(r"\\[1-9]|\(\?P=|\\g<")
+_START_CACHE_LIMIT = 8192  # distinct characters and short deltas remembered per matcher
+_CACHED_DELTA_LEN = 16
 
 
 class ScanTimeout(Exception):
@@ -41,17 +45,19 @@ class Found:
     start: int
     end: int
     rule: Rule
+    index: int
 
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A complete match at ``start`` ends at the buffer end, so it may still change."""
+    """Complete matches at ``start`` end at the buffer end, so they may still change."""
 
     start: int
+    rules: frozenset[int]
 
 
 def compile_rule(rule: Rule) -> regex.Pattern[str]:
-    """Compile one rule alone; scoped flags keep ``ignore_case`` from leaking to others."""
+    """Compile one rule; scoped flags keep ``ignore_case`` to the rule itself."""
     return regex.compile(_scoped(rule))
 
 
@@ -60,119 +66,138 @@ def _scoped(rule: Rule) -> str:
     return f"(?i:{pattern})" if rule.ignore_case else f"(?:{pattern})"
 
 
-def _wrapper(index: int) -> str:
-    return f"sluicegate_rule_{index}"
-
-
-class _Bank:
-    """Rules that can share one alternation."""
-
-    __slots__ = ("any", "groups", "probe", "rules", "singles")
-
-    def __init__(self, rules: Sequence[Rule]) -> None:
-        self.rules = tuple(rules)
-        self.singles = tuple(compile_rule(r) for r in self.rules)
-        # Each rule is wrapped in a uniquely named group so a match tells which alternative
-        # won; rules before it are known not to match there. Names, not counted numbers:
-        # ``regex`` gives equal user group names in two rules one shared number.
-        alternation = "|".join(
-            f"(?P<{_wrapper(index)}>{_scoped(rule)})" for index, rule in enumerate(self.rules)
-        )
-        self.any = regex.compile(alternation)
-        self.probe = regex.compile(f"(?:{alternation})(?!)")
-        self.groups = tuple(self.any.groupindex[_wrapper(i)] for i in range(len(self.rules)))
-
-    def first_alternative(self, match: regex.Match[str]) -> int:
-        for index, group in enumerate(self.groups):
-            if match.start(group) >= 0:
-                return index
-        return 0
-
-
 class Matcher:
-    """Answers the two scan questions for a fixed set of rules. Immutable and shareable."""
+    """Answers the two scan questions for a fixed set of rules. Shared by all channels."""
 
-    __slots__ = ("_banks", "rules", "timeout")
+    __slots__ = (
+        "_always",
+        "_deltas",
+        "_firsts",
+        "_probes",
+        "_singles",
+        "_starts",
+        "rules",
+        "timeout",
+    )
 
     def __init__(self, rules: Sequence[Rule], timeout: float) -> None:
         self.rules = tuple(rules)
         self.timeout = timeout
-        shared = [r for r in self.rules if not _BACKREF.search(r.pattern)]
-        solo = [r for r in self.rules if _BACKREF.search(r.pattern)]
-        banks = [_Bank(shared)] if shared else []
-        banks.extend(_Bank([r]) for r in solo)
-        self._banks = tuple(banks)
+        self._singles = tuple(compile_rule(r) for r in self.rules)
+        self._probes = tuple(regex.compile(f"{_scoped(r)}(?!)") for r in self.rules)
+        self._firsts = tuple(first_class(r.pattern, r.ignore_case) for r in self.rules)
+        self._always = frozenset(i for i, first in enumerate(self._firsts) if first is None)
+        self._starts: dict[str, frozenset[int]] = {}  # per character
+        self._deltas: dict[str, frozenset[int]] = {}  # per short delta
 
     def __bool__(self) -> bool:
-        return bool(self._banks)
+        return bool(self.rules)
 
-    def hold_start(self, text: str, pos: int) -> int:
-        """The leftmost index ``>= pos`` where a match could still be in progress."""
-        hold = len(text)
-        for bank in self._banks:
-            try:
-                m = bank.probe.search(text, pos, partial=True, timeout=self.timeout)
-            except TimeoutError as exc:
-                raise ScanTimeout from exc
-            if m is not None and m.start() < hold:
-                hold = m.start()
-        return hold
+    def candidates(self, fresh: str, active: frozenset[int]) -> frozenset[int]:
+        """Rules that could match given the text that just arrived.
 
-    def first(self, text: str, pos: int, before: int, final: bool) -> Found | Pending | None:
-        """The leftmost decided hit starting in ``[pos, before)``.
-
-        Unless ``final``, a match ending exactly at the buffer end is only ``Pending``:
-        ``\\b``, ``$`` and look-aheads evaluated at the end would see different text once
-        more arrives, and the probe cannot see that (they read no character).
+        Deltas repeat (tokens), so the answer per short delta is remembered too.
         """
-        while pos < before:
-            start = self._leftmost(text, pos, before)
-            if start is None:
-                return None
-            best = self._resolve(text, start, final)
-            if best is not None:
-                return best
-            pos = start + 1
-        return None
+        known = self._deltas.get(fresh)
+        if known is None:
+            known = self._always
+            for char in set(fresh):
+                known = known | self._starts_with(char)
+            if len(fresh) <= _CACHED_DELTA_LEN and len(self._deltas) < _START_CACHE_LIMIT:
+                self._deltas[fresh] = known
+        return known | active if active else known
 
-    def _leftmost(self, text: str, pos: int, before: int) -> int | None:
-        leftmost: int | None = None
-        for bank in self._banks:
-            end = before if leftmost is None else leftmost
-            try:
-                m = bank.any.search(text, pos, timeout=self.timeout)
-            except TimeoutError as exc:
-                raise ScanTimeout from exc
-            if m is not None and m.start() < end:
-                leftmost = m.start()
-        return leftmost
+    def _starts_with(self, char: str) -> frozenset[int]:
+        known = self._starts.get(char)
+        if known is None:
+            known = frozenset(
+                i for i, first in enumerate(self._firsts) if first and first.match(char)
+            )
+            if len(self._starts) < _START_CACHE_LIMIT:
+                self._starts[char] = known
+        return known
 
-    def _resolve(self, text: str, start: int, final: bool) -> Found | Pending | None:
-        """Leftmost is fixed; pick the longest valid match there, then the strongest."""
-        best: Found | None = None
+    def survey(
+        self, text: str, pos: int, limit: int, final: bool, rules: Iterable[int]
+    ) -> tuple[int, frozenset[int], Found | Pending | None]:
+        """Where the hold starts, which rules are active, and the leftmost decided hit.
+
+        The hold is the leftmost index ``>= pos`` where a match could still be in
+        progress (at most ``limit``); the hit, if any, starts before it. Unless
+        ``final``, a complete match ending exactly at the buffer end is only
+        ``Pending``: ``$`` and look-aheads evaluated at the end would see different text
+        once more arrives, and the probe cannot see that (they read no character).
+        """
         size = len(text)
-        for bank in self._banks:
-            try:
-                head = bank.any.match(text, start, timeout=self.timeout)
-                if head is None:
+        hold = limit
+        active: list[int] = []
+        complete: list[int] = []
+        try:
+            for index in rules:
+                # One call answers both questions when the rule has no complete match:
+                # regex then reports its leftmost partial match, as the probe would.
+                m = self._singles[index].search(text, pos, partial=not final, timeout=self.timeout)
+                if m is None:
                     continue
-                first = bank.first_alternative(head)
-                for rule, single in zip(bank.rules[first:], bank.singles[first:], strict=True):
-                    m = single.match(text, start, timeout=self.timeout)
-                    if m is None or m.end() == start:
-                        continue
-                    if m.end() == size and not final:
-                        return Pending(start)
-                    if rule.validate is not None and not rule.validate(m.group()):
-                        continue
-                    if best is None or _better(m.end(), rule, best):
-                        best = Found(start, m.end(), rule)
-            except TimeoutError as exc:
-                raise ScanTimeout from exc
-        return best
+                if m.partial:
+                    if m.start() < size:
+                        active.append(index)
+                        hold = min(hold, m.start())
+                    continue
+                # Undecided until the cursor passes it: keep the rule active, or a match
+                # starting at or after the hold would be skipped on the next feed.
+                complete.append(index)
+                active.append(index)
+                if not final:
+                    p = self._probes[index].search(text, pos, partial=True, timeout=self.timeout)
+                    if p is not None and p.start() < size:
+                        active.append(index)
+                        hold = min(hold, p.start())
+            hit = self._first(text, pos, hold, final, complete) if complete else None
+        except TimeoutError as exc:
+            raise ScanTimeout from exc
+        return hold, frozenset(active), hit
 
+    def _first(
+        self, text: str, pos: int, before: int, final: bool, rules: list[int]
+    ) -> Found | Pending | None:
+        """The leftmost decided hit starting in ``[pos, before)``: longest, then strongest."""
+        leftmost: list[tuple[int, int]] = []  # (rule index, end) of matches at the best start
+        best_start = before
+        for index in rules:
+            found = self._leftmost_valid(index, text, pos, best_start + 1, final)
+            if found is None or found[0] > best_start:
+                continue
+            if found[0] < best_start:
+                best_start, leftmost = found[0], []
+            leftmost.append((index, found[1]))
+        if not leftmost or best_start >= before:
+            return None
+        size = len(text)
+        pending = frozenset(i for i, end in leftmost if end == size and not final)
+        if pending:
+            return Pending(best_start, pending)
+        index, end = max(leftmost, key=lambda c: (c[1], self.rules[c[0]].strength, -c[0]))
+        return Found(best_start, end, self.rules[index], index)
 
-def _better(end: int, rule: Rule, than: Found) -> bool:
-    if end != than.end:
-        return end > than.end
-    return rule.strength > than.rule.strength
+    def _leftmost_valid(
+        self, index: int, text: str, pos: int, before: int, final: bool
+    ) -> tuple[int, int] | None:
+        """The rule's leftmost match starting before ``before`` that its validator accepts.
+
+        A match touching the buffer end is returned unvalidated unless ``final``: it may
+        still grow into a valid one, so it must be held, not judged.
+        """
+        size = len(text)
+        rule, single = self.rules[index], self._singles[index]
+        while pos < before:
+            m = single.search(text, pos, timeout=self.timeout)
+            if m is None or m.start() >= before:
+                return None
+            growing = m.end() == size and not final
+            if m.end() > m.start() and (
+                growing or rule.validate is None or rule.validate(m.group())
+            ):
+                return m.start(), m.end()
+            pos = m.start() + 1
+        return None

@@ -1,0 +1,123 @@
+"""Which characters can begin a match of a rule (its FIRST set), to skip idle rules.
+
+Most rules cannot start on most characters: ``sk-…`` only on ``s``, a card number only
+on a digit. A rule that is not in the middle of a possible match and whose FIRST set
+has none of the characters that just arrived cannot match anywhere new, so the sluice
+does not call it at all. Measured on the default policy this is what makes a feed cost
+microseconds rather than one regex call per rule.
+
+The set is read from the pattern's structure with the standard library's parser and
+is always a superset: zero-width assertions are skipped (they only narrow), and any
+construct not understood here — or ``regex``-only syntax ``re`` cannot parse — means
+"any character", which only costs speed, never correctness.
+"""
+
+from __future__ import annotations
+
+import re
+import re._constants as sre_c
+from typing import Any
+
+import regex
+
+from gateway.sluice.regex_tree import children, parse_tree
+
+_CATEGORIES = {
+    sre_c.CATEGORY_DIGIT: r"\d",
+    sre_c.CATEGORY_NOT_DIGIT: r"\D",
+    sre_c.CATEGORY_SPACE: r"\s",
+    sre_c.CATEGORY_NOT_SPACE: r"\S",
+    sre_c.CATEGORY_WORD: r"\w",
+    sre_c.CATEGORY_NOT_WORD: r"\W",
+}
+_REPEATS = {sre_c.MAX_REPEAT, sre_c.MIN_REPEAT, sre_c.POSSESSIVE_REPEAT}
+_ZERO_WIDTH = {sre_c.AT, sre_c.ASSERT, sre_c.ASSERT_NOT}
+
+
+class _AnyChar(Exception):
+    """The FIRST set is not known precisely enough: every character qualifies."""
+
+
+def first_class(pattern: str, ignore_case: bool) -> regex.Pattern[str] | None:
+    """A one-character class matching every character a match can start with.
+
+    ``None`` means any character can.
+    """
+    tree = parse_tree(pattern)
+    if tree is None:
+        return None
+    try:
+        parts, nullable = _first(list(tree))
+    except _AnyChar:
+        return None
+    if nullable or not parts:
+        return None
+    folded = ignore_case or bool(tree.state.flags & re.IGNORECASE) or _folds(list(tree))
+    return regex.compile("[" + "".join(sorted(parts)) + "]", regex.IGNORECASE if folded else 0)
+
+
+def _char(code: int) -> str:
+    return f"\\U{code:08x}"
+
+
+def _first(sequence: list[tuple[Any, Any]]) -> tuple[set[str], bool]:
+    """FIRST parts of a sequence, and whether the whole sequence can match empty."""
+    parts: set[str] = set()
+    for op, av in sequence:
+        if op in _ZERO_WIDTH:
+            continue
+        item, nullable = _first_item(op, av)
+        parts |= item
+        if not nullable:
+            return parts, False
+    return parts, True
+
+
+def _first_item(op: Any, av: Any) -> tuple[set[str], bool]:
+    if op is sre_c.LITERAL:
+        return {_char(av)}, False
+    if op is sre_c.IN:
+        return _first_in(av), False
+    if op is sre_c.SUBPATTERN:
+        return _first(list(av[3]))
+    if op is sre_c.ATOMIC_GROUP:
+        return _first(list(av))
+    if op is sre_c.BRANCH:
+        parts: set[str] = set()
+        nullable = False
+        for branch in av[1]:
+            branch_parts, branch_nullable = _first(list(branch))
+            parts |= branch_parts
+            nullable = nullable or branch_nullable
+        return parts, nullable
+    if op in _REPEATS:
+        minimum, _, body = av
+        parts, nullable = _first(list(body))
+        return parts, nullable or minimum == 0
+    if op is sre_c.CATEGORY and av in _CATEGORIES:
+        return {_CATEGORIES[av]}, False
+    raise _AnyChar
+
+
+def _first_in(items: list[tuple[Any, Any]]) -> set[str]:
+    parts: set[str] = set()
+    for op, av in items:
+        if op is sre_c.LITERAL:
+            parts.add(_char(av))
+        elif op is sre_c.RANGE:
+            parts.add(f"{_char(av[0])}-{_char(av[1])}")
+        elif op is sre_c.CATEGORY and av in _CATEGORIES:
+            parts.add(_CATEGORIES[av])
+        else:  # NEGATE and anything unusual
+            raise _AnyChar
+    return parts
+
+
+def _folds(sequence: list[tuple[Any, Any]]) -> bool:
+    """Does a scoped ``(?i:...)`` appear anywhere? Then the whole class folds case."""
+    for op, av in sequence:
+        if op is sre_c.SUBPATTERN and av[1] & re.IGNORECASE:
+            return True
+        if any(_folds(list(child)) for child in children(av)):
+            return True
+    return False
