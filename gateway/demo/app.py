@@ -22,7 +22,10 @@ def create_demo_app(
     tests use 0 and set ``X-Demo-Pace-Ms`` where timing matters. ``clock`` gives ``created``
     timestamps; a fixed one makes two runs' payloads byte-identical.
     """
-    app = web.Application(middlewares=[openai_errors, record, apply_controls])
+    # Uploads through the gateway's pass-through routes reach here whole; accept them.
+    app = web.Application(
+        middlewares=[openai_errors, record, apply_controls], client_max_size=64 * 1024 * 1024
+    )
     app[DEMO_STATE] = DemoState()
     app[DEFAULT_PACE] = pace
     app[CLOCK] = clock

@@ -160,11 +160,17 @@ class _Relay:
         self.started = time.monotonic()
         self.first_sent = False
         self.held_since: float | None = None
+        self.last_write = asyncio.get_running_loop().time()
+
+    async def keepalive(self) -> None:
+        await self.out.write(encode_comment("keepalive"))
+        self.last_write = asyncio.get_running_loop().time()
 
     async def send(self, events: list[OutEvent]) -> None:
         if events:
             frames = b"".join(encode_event(e.data, e.event) for e in events)
             await self.out.write(frames)
+            self.last_write = asyncio.get_running_loop().time()
             if not self.first_sent:
                 self.first_sent = True
                 elapsed = time.monotonic() - self.started
@@ -194,48 +200,73 @@ async def _stream(
     relay = _Relay(request, out, mod)
     metrics = relay.metrics
     metrics.active_streams.inc()
-    decoder = SSEDecoder()
     outcome = "complete"
     try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + settings.read_timeout
-        while not mod.finished:
-            wait = deadline - loop.time()
-            if mod.held and settings.keepalive_seconds:
-                wait = min(wait, settings.keepalive_seconds)
-            try:
-                chunk = await asyncio.wait_for(resp.content.readany(), max(wait, 0))
-            except TimeoutError:
-                if loop.time() < deadline:
-                    await out.write(encode_comment("keepalive"))
-                    continue
-                raise
-            deadline = loop.time() + settings.read_timeout
-            events = [
-                e
-                for ev in (decoder.feed(chunk) if chunk else decoder.close())
-                for e in _feed(mod, ev.data, ev.event)
-            ]
-            if not chunk and not mod.finished:
-                events += mod.on_eof()
-            reporter.report(mod.log, Direction.OUTPUT)
-            await relay.send(events)
-            if not chunk:
-                break
-    except (ClientError, TimeoutError, SSEError) as exc:
-        outcome = "upstream_error"
-        metrics.upstream_errors.labels(_reason(exc)).inc()
-        log.warning("upstream stream failed: %s", type(exc).__name__)
-        await relay.send(mod.on_upstream_error(_describe(exc)))
-    except (ConnectionResetError, asyncio.CancelledError):
+        try:
+            await _pump(
+                resp, mod, relay, reporter, settings.read_timeout, settings.keepalive_seconds
+            )
+        except (ClientError, TimeoutError, SSEError) as exc:
+            outcome = "upstream_error"
+            metrics.upstream_errors.labels(_reason(exc)).inc()
+            log.warning("upstream stream failed: %s", type(exc).__name__)
+            await relay.send(mod.on_upstream_error(_describe(exc)))
+        await out.write_eof()
+    except ConnectionResetError:
+        outcome = "client_gone"  # the client left; leaving the handler closes upstream
+    except asyncio.CancelledError:
         outcome = "client_gone"
         raise
     finally:
         metrics.active_streams.dec()
         metrics.stream_ends.labels(route_label(request), outcome).inc()
         reporter.report(mod.log, Direction.OUTPUT)
-    await out.write_eof()
     return out
+
+
+async def _pump(
+    resp: ClientResponse,
+    mod: StreamModerator,
+    relay: _Relay,
+    reporter: Reporter,
+    read_timeout: float,
+    keepalive: float,
+) -> None:
+    """Upstream bytes -> events -> moderator -> client, until nothing more is needed.
+
+    While text is held the client may see nothing for a while (a long key, a slow
+    classifier), so an SSE comment goes out whenever ``keepalive`` seconds passed
+    without a write; comments are safe for every SDK as long as no ``id:`` was sent.
+    """
+    loop = asyncio.get_running_loop()
+    decoder = SSEDecoder()
+    deadline = loop.time() + read_timeout
+    read = asyncio.ensure_future(resp.content.readany())
+    try:
+        while not mod.finished:
+            now = loop.time()
+            wait = deadline - now
+            if mod.held and keepalive:
+                wait = min(wait, relay.last_write + keepalive - now)
+            done, _ = await asyncio.wait({read}, timeout=max(wait, 0))
+            if not done:
+                if loop.time() >= deadline:
+                    raise TimeoutError
+                await relay.keepalive()
+                continue
+            chunk = read.result()
+            deadline = loop.time() + read_timeout
+            events = decoder.feed(chunk) if chunk else decoder.close()
+            out = [o for e in events for o in _feed(mod, e.data, e.event)]
+            if not chunk and not mod.finished:
+                out += mod.on_eof()
+            reporter.report(mod.log, Direction.OUTPUT)
+            await relay.send(out)
+            if not chunk:
+                return
+            read = asyncio.ensure_future(resp.content.readany())
+    finally:
+        read.cancel()
 
 
 def _feed(mod: StreamModerator, data: str, event: str | None) -> list[OutEvent]:

@@ -38,6 +38,7 @@ class Stack:
     demo_state: DemoState
     loop: asyncio.AbstractEventLoop
     metrics: Metrics
+    settings: Settings
     runners: list[web.AppRunner] = field(default_factory=list)
 
     def client(self, **kwargs: Any) -> openai.OpenAI:
@@ -79,17 +80,18 @@ def reply(
 
 async def _start(
     settings_for: Callable[[str], Settings], metrics: Metrics
-) -> tuple[list[web.AppRunner], str, str, DemoState]:
+) -> tuple[list[web.AppRunner], str, str, DemoState, Settings]:
     demo_app = create_demo_app(pace=0.0)
     demo = web.AppRunner(demo_app, handler_cancellation=True)
     await demo.setup()
     await web.TCPSite(demo, "127.0.0.1", 0).start()
     demo_url = f"http://127.0.0.1:{demo.addresses[0][1]}/v1"
-    gateway = web.AppRunner(create_app(settings_for(demo_url), metrics), handler_cancellation=True)
+    settings = settings_for(demo_url)
+    gateway = web.AppRunner(create_app(settings, metrics), handler_cancellation=True)
     await gateway.setup()
     await web.TCPSite(gateway, "127.0.0.1", 0).start()
     gateway_url = f"http://127.0.0.1:{gateway.addresses[0][1]}/v1"
-    return [gateway, demo], demo_url, gateway_url, demo_app[DEMO_STATE]
+    return [gateway, demo], demo_url, gateway_url, demo_app[DEMO_STATE], settings
 
 
 def run_stack(settings_for: Callable[[str], Settings]) -> Iterator[Stack]:
@@ -98,8 +100,8 @@ def run_stack(settings_for: Callable[[str], Settings]) -> Iterator[Stack]:
     thread.start()
     metrics = Metrics()
     started: Future[Any] = asyncio.run_coroutine_threadsafe(_start(settings_for, metrics), loop)
-    runners, demo_url, gateway_url, state = started.result(timeout=30)
-    stack = Stack(demo_url, gateway_url, state, loop, metrics, runners)
+    runners, demo_url, gateway_url, state, settings = started.result(timeout=30)
+    stack = Stack(demo_url, gateway_url, state, loop, metrics, settings, runners)
     try:
         yield stack
     finally:
