@@ -13,14 +13,14 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import httpx2
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-import httpx2
 from openai import APIError, ContentFilterFinishReasonError, OpenAI
-from openai._streaming import Stream
 from openai._models import construct_type
+from openai._streaming import Stream
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
@@ -45,7 +45,7 @@ NOTICE = dataclasses.replace(CFG, cutoff_notice=" [cut off]")
 ADAPTER = ADAPTERS["/v1/chat/completions"]
 SECRET = "sk-AB12CD34EF"
 # Text that no rule can start on: no "s" (sk-) and no "n" (nightingale).
-SAFE = st.text(alphabet="abcdefghijklmopqrtuvwxyz ,.!é😀\n\"\\", max_size=40)
+SAFE = st.text(alphabet='abcdefghijklmopqrtuvwxyz ,.!é😀\n"\\', max_size=40)
 UNESCAPED = st.text(alphabet="abcdefghijklmopqrtuvwxyz ,.!é😀", max_size=40)
 PLAIN = st.text(alphabet="abcdefghijklmopqrtuvwxyz ,.", max_size=30)
 
@@ -66,13 +66,20 @@ def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
     return orjson.dumps(body).decode()
 
 
-def entry(delta: dict[str, Any], index: int = 0, finish: str | None = None, **kw: Any) -> dict[str, Any]:
+def entry(
+    delta: dict[str, Any], index: int = 0, finish: str | None = None, **kw: Any
+) -> dict[str, Any]:
     return {"index": index, "delta": delta, "logprobs": kw.get("logprobs"), "finish_reason": finish}
 
 
 def token(text: str, raw: bytes | None = None) -> dict[str, Any]:
     data = list(raw if raw is not None else text.encode())
-    return {"token": text, "logprob": -0.25, "bytes": data, "top_logprobs": [{"token": text, "logprob": -0.25, "bytes": data}]}
+    return {
+        "token": text,
+        "logprob": -0.25,
+        "bytes": data,
+        "top_logprobs": [{"token": text, "logprob": -0.25, "bytes": data}],
+    }
 
 
 def split(text: str, cuts: Sequence[int]) -> list[str]:
@@ -91,7 +98,9 @@ def content_events(
     return events
 
 
-def run(events: Sequence[str], body: dict[str, Any] | None = None, config: SluiceConfig = CFG) -> tuple[list[OutEvent], StreamModerator]:
+def run(
+    events: Sequence[str], body: dict[str, Any] | None = None, config: SluiceConfig = CFG
+) -> tuple[list[OutEvent], StreamModerator]:
     moderator = ADAPTER.stream(body or {}, config)
     out: list[OutEvent] = []
     for data in events:
@@ -99,7 +108,9 @@ def run(events: Sequence[str], body: dict[str, Any] | None = None, config: Sluic
     return out, moderator
 
 
-def finish_run(events: Sequence[str], body: dict[str, Any] | None = None, config: SluiceConfig = CFG) -> list[OutEvent]:
+def finish_run(
+    events: Sequence[str], body: dict[str, Any] | None = None, config: SluiceConfig = CFG
+) -> list[OutEvent]:
     out, moderator = run([*events, "[DONE]"], body, config)
     assert moderator.finished
     return out
@@ -184,9 +195,29 @@ def round_trip(data: str) -> str:
 
 def test_transparent_stream_is_byte_identical() -> None:
     events = [
-        chunk([entry({"role": "assistant", "content": "", "refusal": None}, 0)], usage=None, obfuscation="x7Q"),
-        chunk([entry({"content": "Hello"}, 0, logprobs={"content": [token("Hello")], "refusal": None})], usage=None),
-        chunk([entry({"content": " world"}, 0, logprobs={"content": [token(" world")], "refusal": None})], usage=None),
+        chunk(
+            [entry({"role": "assistant", "content": "", "refusal": None}, 0)],
+            usage=None,
+            obfuscation="x7Q",
+        ),
+        chunk(
+            [
+                entry(
+                    {"content": "Hello"}, 0, logprobs={"content": [token("Hello")], "refusal": None}
+                )
+            ],
+            usage=None,
+        ),
+        chunk(
+            [
+                entry(
+                    {"content": " world"},
+                    0,
+                    logprobs={"content": [token(" world")], "refusal": None},
+                )
+            ],
+            usage=None,
+        ),
         chunk([entry({}, 0, "stop")], usage=None),
         chunk([], usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}),
     ]
@@ -198,9 +229,28 @@ def test_transparent_stream_is_byte_identical() -> None:
 def test_transparency_for_any_chunking(text: str, cuts: list[int], args: str) -> None:
     raw_args = json.dumps({"q": args, "m": 12.5, "ok": [True, 7]}, ensure_ascii=False)
     events = content_events(split(text, cuts), logprobs=True, finish=None)
-    events.append(chunk([entry({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}]})]))
+    events.append(
+        chunk(
+            [
+                entry(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "f", "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            ]
+        )
+    )
     for piece in split(raw_args, cuts):
-        events.append(chunk([entry({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})]))
+        events.append(
+            chunk([entry({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})])
+        )
     events.append(chunk([entry({}, 0, "tool_calls")]))
     out = finish_run(events)
     assert [o.data for o in out] == [*map(round_trip, events), "[DONE]"]
@@ -223,7 +273,13 @@ def test_escapes_split_across_deltas_are_never_split_in_output(args: str, cuts: 
 
 def test_text_that_cannot_start_a_match_leaves_at_once() -> None:
     out, _ = run(content_events(["Hi the", "re, fri", "end"], finish=None))
-    assert [c["choices"][0]["delta"].get("content") for c in chunks_of(out)] == ["", "Hi the", "re, fri", "end", None]
+    assert [c["choices"][0]["delta"].get("content") for c in chunks_of(out)] == [
+        "",
+        "Hi the",
+        "re, fri",
+        "end",
+        None,
+    ]
 
 
 # -- redaction -------------------------------------------------------------------------
@@ -269,7 +325,13 @@ def test_logprobs_with_tokens_split_inside_characters(
     out = finish_run(events)
     expected = moderate(CFG, text).text
     assert content_of(out) == expected
-    released = b"".join(bytes(t["bytes"]) for c in chunks_of(out) for e in c["choices"] if e.get("logprobs") for t in e["logprobs"]["content"])
+    released = b"".join(
+        bytes(t["bytes"])
+        for c in chunks_of(out)
+        for e in c["choices"]
+        if e.get("logprobs")
+        for t in e["logprobs"]["content"]
+    )
     assert released == expected.encode()
     assert_hidden(out, SECRET)
 
@@ -279,14 +341,28 @@ def test_logprob_entries_wait_for_their_text_and_redactions_merge() -> None:
     out = finish_run(events)
     tokens = logprob_tokens(out)
     assert tokens == ["Hi ", "my key [REDACTED] is", " here"]
-    merged = next(t for c in chunks_of(out) for e in c["choices"] if e.get("logprobs") for t in e["logprobs"]["content"] if "REDACTED" in t["token"])
-    assert merged == {"token": "my key [REDACTED] is", "logprob": 0.0, "bytes": list(b"my key [REDACTED] is"), "top_logprobs": []}
+    merged = next(
+        t
+        for c in chunks_of(out)
+        for e in c["choices"]
+        if e.get("logprobs")
+        for t in e["logprobs"]["content"]
+        if "REDACTED" in t["token"]
+    )
+    assert merged == {
+        "token": "my key [REDACTED] is",
+        "logprob": 0.0,
+        "bytes": list(b"my key [REDACTED] is"),
+        "top_logprobs": [],
+    }
 
 
 def test_logprobs_that_do_not_spell_the_text_are_dropped() -> None:
     events = [chunk([entry({"role": "assistant", "content": ""})])]
     events.append(chunk([entry({"content": "Hello"}, logprobs={"content": [token("Hello")]})]))
-    events.append(chunk([entry({"content": " sk-AB12CD34EF"}, logprobs={"content": [token(" other")]})]))
+    events.append(
+        chunk([entry({"content": " sk-AB12CD34EF"}, logprobs={"content": [token(" other")]})])
+    )
     events.append(chunk([entry({"content": " ok"}, logprobs={"content": [token(" ok")]})]))
     events.append(chunk([entry({}, 0, "stop")]))
     out = finish_run(events)
@@ -304,7 +380,9 @@ def test_refusal_and_reasoning_are_channels() -> None:
     snapshot = sdk_snapshot(out)
     assert snapshot.choices[0].message.refusal == "I can't: [REDACTED]."
     assert logprob_tokens(out, key="refusal") == ["I can't: [REDACTED]."]
-    reasoning = "".join(e["delta"].get("reasoning_content", "") for c in chunks_of(out) for e in c["choices"])
+    reasoning = "".join(
+        e["delta"].get("reasoning_content", "") for c in chunks_of(out) for e in c["choices"]
+    )
     assert reasoning == "think [REDACTED]"
     assert_hidden(out, SECRET)
 
@@ -320,7 +398,12 @@ def test_held_text_without_a_finish_reason_is_flushed_at_done() -> None:
     out = finish_run(content_events(["Ask me", " about sk"], finish=None))
     assert content_of(out) == "Ask me about sk"
     assert out[-1].data == "[DONE]"
-    assert chunks_of(out)[-1]["choices"][0] == {"index": 0, "delta": {"content": "sk"}, "logprobs": None, "finish_reason": None}
+    assert chunks_of(out)[-1]["choices"][0] == {
+        "index": 0,
+        "delta": {"content": "sk"},
+        "logprobs": None,
+        "finish_reason": None,
+    }
 
 
 # -- block -----------------------------------------------------------------------------
@@ -351,7 +434,12 @@ def test_events_after_the_end_are_ignored() -> None:
 
 def test_other_choices_go_on_when_one_is_cut() -> None:
     events = [
-        chunk([entry({"role": "assistant", "content": ""}, 0), entry({"role": "assistant", "content": ""}, 1)]),
+        chunk(
+            [
+                entry({"role": "assistant", "content": ""}, 0),
+                entry({"role": "assistant", "content": ""}, 1),
+            ]
+        ),
         chunk([entry({"content": "a nightingale"}, 0), entry({"content": "all good"}, 1)]),
         chunk([entry({"content": " sang"}, 0)]),
         chunk([entry({"content": " here"}, 1)]),
@@ -364,7 +452,12 @@ def test_other_choices_go_on_when_one_is_cut() -> None:
     assert moderator.finished
     assert content_of(out, 0) == "a "
     assert content_of(out, 1) == "all good here"
-    reasons = [(e["index"], e["finish_reason"]) for c in chunks_of(out) for e in c["choices"] if e["finish_reason"]]
+    reasons = [
+        (e["index"], e["finish_reason"])
+        for c in chunks_of(out)
+        for e in c["choices"]
+        if e["finish_reason"]
+    ]
     assert reasons == [(0, "content_filter"), (1, "stop")]
     assert chunks_of(out)[-1]["usage"]["total_tokens"] == 3
     assert "sang" not in visible(out)
@@ -372,7 +465,12 @@ def test_other_choices_go_on_when_one_is_cut() -> None:
 
 def test_all_choices_cut_ends_at_once_without_usage() -> None:
     events = [
-        chunk([entry({"role": "assistant", "content": ""}, 0), entry({"role": "assistant", "content": ""}, 1)]),
+        chunk(
+            [
+                entry({"role": "assistant", "content": ""}, 0),
+                entry({"role": "assistant", "content": ""}, 1),
+            ]
+        ),
         chunk([entry({"content": "nightingale "}, 0)]),
         chunk([entry({"content": "x nightingale "}, 1)]),
     ]
@@ -383,15 +481,38 @@ def test_all_choices_cut_ends_at_once_without_usage() -> None:
 
 
 def test_block_inside_tool_arguments() -> None:
-    events = [chunk([entry({"role": "assistant", "tool_calls": [{"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": ""}}]})])]
+    events = [
+        chunk(
+            [
+                entry(
+                    {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "c1",
+                                "type": "function",
+                                "function": {"name": "f", "arguments": ""},
+                            }
+                        ],
+                    }
+                )
+            ]
+        )
+    ]
     for piece in ['{"q": "the night', 'ingale", "x": 1}']:
-        events.append(chunk([entry({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})]))
+        events.append(
+            chunk([entry({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})])
+        )
     out, moderator = run(events)
     assert moderator.finished
     last = chunks_of(out)[-1]["choices"][0]
     assert last["finish_reason"] == "content_filter"
     args = "".join(
-        t["function"]["arguments"] for c in chunks_of(out) for e in c["choices"] for t in e["delta"].get("tool_calls") or []
+        t["function"]["arguments"]
+        for c in chunks_of(out)
+        for e in c["choices"]
+        for t in e["delta"].get("tool_calls") or []
     )
     assert args == '{"q": "the '
     assert "ingale" not in visible(out)
@@ -403,10 +524,17 @@ def test_block_inside_tool_arguments() -> None:
 def tool_events(calls: Sequence[tuple[str, str]], cuts: Sequence[int]) -> list[str]:
     events = [chunk([entry({"role": "assistant", "content": None})])]
     for i, (name, raw) in enumerate(calls):
-        head = {"index": i, "id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": ""}}
+        head = {
+            "index": i,
+            "id": f"call_{i}",
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
         events.append(chunk([entry({"tool_calls": [head]})]))
         for piece in split(raw, cuts):
-            events.append(chunk([entry({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})]))
+            events.append(
+                chunk([entry({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})])
+            )
     events.append(chunk([entry({}, 0, "tool_calls")]))
     return events
 
@@ -417,7 +545,12 @@ def escaped(text: str) -> str:
     return raw.replace("A", "\\u0041").replace("C", "\\u0043")
 
 
-@given(pre=SAFE, post=SAFE, cuts=st.lists(st.integers(1, 120)), style=st.sampled_from(["plain", "escaped", "ascii"]))
+@given(
+    pre=SAFE,
+    post=SAFE,
+    cuts=st.lists(st.integers(1, 120)),
+    style=st.sampled_from(["plain", "escaped", "ascii"]),
+)
 def test_tool_arguments_stay_valid_json(pre: str, post: str, cuts: list[int], style: str) -> None:
     value = f"{pre}{SECRET}{post}"
     if style == "escaped":
@@ -437,7 +570,9 @@ def test_tool_arguments_stay_valid_json(pre: str, post: str, cuts: list[int], st
 
 
 def test_redaction_inside_a_number_becomes_a_string() -> None:
-    strict = dataclasses.replace(CFG, enforce=Matcher([Rule("card", r"4111[0-9]{12}", Action.REDACT, "[CARD]")], 0.1))
+    strict = dataclasses.replace(
+        CFG, enforce=Matcher([Rule("card", r"4111[0-9]{12}", Action.REDACT, "[CARD]")], 0.1)
+    )
     raw = '{"card": 4111111111111111, "n": 2}'
     out = finish_run(tool_events([("f", raw)], [3, 12, 17, 20]), config=strict)
     args = sdk_final(out).choices[0].message.tool_calls[0].function.arguments
@@ -445,30 +580,51 @@ def test_redaction_inside_a_number_becomes_a_string() -> None:
 
 
 def test_redaction_across_json_structure_cuts_instead() -> None:
-    crossing = dataclasses.replace(CFG, enforce=Matcher([Rule("x", r'a", "b', Action.REDACT, "[X]")], 0.1))
+    crossing = dataclasses.replace(
+        CFG, enforce=Matcher([Rule("x", r'a", "b', Action.REDACT, "[X]")], 0.1)
+    )
     out = finish_run(tool_events([("f", '{"k": ["a", "b"]}')], [4, 9]), config=crossing)
     last = chunks_of(out)[-1]["choices"][0]
     assert last["finish_reason"] == "content_filter"
-    args = "".join(t["function"]["arguments"] for c in chunks_of(out) for e in c["choices"] for t in e["delta"].get("tool_calls") or [])
+    args = "".join(
+        t["function"]["arguments"]
+        for c in chunks_of(out)
+        for e in c["choices"]
+        for t in e["delta"].get("tool_calls") or []
+    )
     assert args == '{"k": ["'
 
 
 def test_a_new_tool_index_finishes_the_previous_call() -> None:
     events = tool_events([("f", '{"a": "sk'), ("g", "{}")], [])
     out = finish_run(events)
-    second_head = next(c for c in chunks_of(out) if any(t.get("id") == "call_1" for e in c["choices"] for t in e["delta"].get("tool_calls") or []))
+    second_head = next(
+        c
+        for c in chunks_of(out)
+        if any(
+            t.get("id") == "call_1"
+            for e in c["choices"]
+            for t in e["delta"].get("tool_calls") or []
+        )
+    )
     calls = second_head["choices"][0]["delta"]["tool_calls"]
     assert calls[0] == {"index": 0, "function": {"arguments": "sk"}}
     assert calls[1]["id"] == "call_1"
 
 
 def test_legacy_function_call_arguments() -> None:
-    events = [chunk([entry({"role": "assistant", "function_call": {"name": "f", "arguments": ""}})])]
+    events = [
+        chunk([entry({"role": "assistant", "function_call": {"name": "f", "arguments": ""}})])
+    ]
     for piece in ['{"k": "sk-AB1', '2CD34EF"}']:
         events.append(chunk([entry({"function_call": {"arguments": piece}})]))
     events.append(chunk([entry({}, 0, "function_call")]))
     out = finish_run(events)
-    args = "".join(e["delta"].get("function_call", {}).get("arguments", "") for c in chunks_of(out) for e in c["choices"])
+    args = "".join(
+        e["delta"].get("function_call", {}).get("arguments", "")
+        for c in chunks_of(out)
+        for e in c["choices"]
+    )
     assert json.loads(args) == {"k": "[REDACTED]"}
     assert sdk_final(out).choices[0].message.function_call.name == "f"
 
@@ -488,7 +644,7 @@ def test_eof_before_done_is_an_error_and_discards_held_text() -> None:
 
 
 def test_eof_after_every_choice_finished_ends_cleanly() -> None:
-    out, moderator = run(content_events(["Hello"]))
+    _out, moderator = run(content_events(["Hello"]))
     assert moderator.on_eof() == [OutEvent("[DONE]")]
 
 
@@ -544,13 +700,17 @@ def test_sdk_reads_a_cut_stream_to_its_end() -> None:
 # -- non-streaming ---------------------------------------------------------------------
 
 
-def completion(message: dict[str, Any], logprobs: Any = None, finish: str = "stop") -> dict[str, Any]:
+def completion(
+    message: dict[str, Any], logprobs: Any = None, finish: str = "stop"
+) -> dict[str, Any]:
     return {
         "id": "chatcmpl-1",
         "object": "chat.completion",
         "created": 1,
         "model": "m",
-        "choices": [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish}],
+        "choices": [
+            {"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish}
+        ],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }
 
@@ -578,8 +738,16 @@ def test_non_streaming_tool_calls_and_cut() -> None:
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": "c0", "type": "function", "function": {"name": "f", "arguments": escaped(f"x {SECRET}")}},
-                {"id": "c1", "type": "function", "function": {"name": "g", "arguments": '{"q": "nightingale"}'}},
+                {
+                    "id": "c0",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": escaped(f"x {SECRET}")},
+                },
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "g", "arguments": '{"q": "nightingale"}'},
+                },
                 {"id": "c2", "type": "function", "function": {"name": "h", "arguments": "{}"}},
             ],
         },
@@ -599,9 +767,28 @@ def test_non_streaming_tool_calls_and_cut() -> None:
 def test_non_streaming_annotations_follow_the_text() -> None:
     text = f"See {SECRET} at docs and the spec."
     cites = [
-        {"type": "url_citation", "url_citation": {"start_index": 21, "end_index": 25, "title": "Docs", "url": "https://d"}},
-        {"type": "url_citation", "url_citation": {"start_index": 4, "end_index": 10, "title": "Key", "url": "https://k"}},
-        {"type": "url_citation", "url_citation": {"start_index": 30, "end_index": 34, "title": "nightingale", "url": "https://x"}},
+        {
+            "type": "url_citation",
+            "url_citation": {
+                "start_index": 21,
+                "end_index": 25,
+                "title": "Docs",
+                "url": "https://d",
+            },
+        },
+        {
+            "type": "url_citation",
+            "url_citation": {"start_index": 4, "end_index": 10, "title": "Key", "url": "https://k"},
+        },
+        {
+            "type": "url_citation",
+            "url_citation": {
+                "start_index": 30,
+                "end_index": 34,
+                "title": "nightingale",
+                "url": "https://x",
+            },
+        },
     ]
     body = completion({"role": "assistant", "content": text, "annotations": cites})
     message = moderate_response(body, CFG, HitLog())["choices"][0]["message"]
@@ -614,7 +801,13 @@ def test_non_streaming_annotations_follow_the_text() -> None:
 
 def test_non_streaming_content_cut_drops_later_fields() -> None:
     body = completion(
-        {"role": "assistant", "content": "a nightingale", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+        {
+            "role": "assistant",
+            "content": "a nightingale",
+            "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        }
     )
     choice = moderate_response(body, NOTICE, HitLog())["choices"][0]
     assert choice["message"]["content"] == "a  [cut off]"
@@ -630,8 +823,26 @@ def test_request_fields_list_every_text() -> None:
         "model": "m",
         "messages": [
             {"role": "system", "content": "sys"},
-            {"role": "user", "name": "bob", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "u"}}]},
-            {"role": "assistant", "content": None, "refusal": "no", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]},
+            {
+                "role": "user",
+                "name": "bob",
+                "content": [
+                    {"type": "text", "text": "hi"},
+                    {"type": "image_url", "image_url": {"url": "u"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "refusal": "no",
+                "tool_calls": [
+                    {
+                        "id": "c",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": '{"a": 1}'},
+                    }
+                ],
+            },
             {"role": "tool", "tool_call_id": "c", "content": "result"},
             {"role": "assistant", "function_call": {"name": "f", "arguments": "{}"}},
         ],
@@ -653,7 +864,9 @@ def test_input_rules_rewrite_and_block() -> None:
     body = {"messages": [{"role": "user", "content": [{"type": "text", "text": f"key {SECRET}"}]}]}
     verdict = moderate_request(ADAPTER, body, CFG, HitLog())
     assert verdict.changed and body["messages"][0]["content"][0]["text"] == "key [REDACTED]"
-    blocked = moderate_request(ADAPTER, {"messages": [{"role": "user", "content": "nightingale"}]}, CFG, HitLog())
+    blocked = moderate_request(
+        ADAPTER, {"messages": [{"role": "user", "content": "nightingale"}]}, CFG, HitLog()
+    )
     assert blocked.blocked is not None and blocked.blocked.param == "messages[0].content"
 
 
@@ -661,3 +874,118 @@ def test_hits_are_logged_per_channel() -> None:
     _, moderator = run(content_events([f"a {SECRET} b"]))
     hits = moderator.log.drain()
     assert [(name, h.rule_id) for name, h in hits] == [("choices[0].content", "secret")]
+
+
+def test_banned_alternatives_are_removed_from_top_logprobs() -> None:
+    entry_lp = token("Hello")
+    entry_lp["top_logprobs"].append(
+        {"token": " nightingale", "logprob": -3.0, "bytes": list(b" nightingale")}
+    )
+    events = [chunk([entry({"role": "assistant", "content": ""})])]
+    events.append(chunk([entry({"content": "Hello"}, logprobs={"content": [entry_lp]})]))
+    events.append(chunk([entry({}, 0, "stop")]))
+    out = finish_run(events)
+    alternatives = [
+        a["token"]
+        for c in chunks_of(out)
+        for e in c["choices"]
+        if e.get("logprobs")
+        for t in e["logprobs"]["content"]
+        for a in t["top_logprobs"]
+    ]
+    assert alternatives == ["Hello"]
+    assert "ingale" not in visible(out)
+
+
+def test_logprobs_arriving_before_their_text_still_wait_for_it() -> None:
+    tokens = [token(t) for t in ["my ", "sk-AB", "12CD34EF", " ok"]]
+    events = [chunk([entry({"role": "assistant", "content": ""})])]
+    events.append(chunk([entry({"content": ""}, logprobs={"content": tokens})]))
+    for piece in ["my sk-AB", "12CD34EF ok"]:
+        events.append(chunk([entry({"content": piece})]))
+    events.append(chunk([entry({}, 0, "stop")]))
+    out = finish_run(events)
+    assert content_of(out) == "my [REDACTED] ok"
+    assert logprob_tokens(out) == ["my ", "[REDACTED]", " ok"]
+    assert_hidden(out, SECRET)
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(alphabet='ab "\\é😀\n\tsk-AB12CD34EF', max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(alphabet='ab"sk-\\', max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def redacted(value: Any) -> Any:
+    """What the rules make of a JSON value: the secret pattern replaced in every string."""
+    if isinstance(value, str):
+        return re.sub(r"sk-[A-Za-z0-9]{8,}", "[REDACTED]", value)
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {redacted(k): redacted(v) for k, v in value.items()}
+    return value
+
+
+@given(value=JSON_VALUES, cuts=st.lists(st.integers(1, 300)), ascii_only=st.booleans())
+def test_any_json_arguments_stay_valid_after_redaction(
+    value: Any, cuts: list[int], ascii_only: bool
+) -> None:
+    raw = json.dumps({"v": value, "s": SECRET}, ensure_ascii=ascii_only)
+    out = finish_run(tool_events([("f", raw)], cuts))
+    args = sdk_final(out).choices[0].message.tool_calls[0].function.arguments
+    assert json.loads(args) == redacted({"v": value, "s": SECRET})
+    whole = moderate_response(
+        completion(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c", "type": "function", "function": {"name": "f", "arguments": raw}}
+                ],
+            }
+        ),
+        CFG,
+        HitLog(),
+    )
+    assert whole["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == args
+    assert_hidden(out, SECRET)
+
+
+@given(
+    texts=st.tuples(PLAIN, PLAIN, PLAIN, PLAIN),
+    cuts=st.lists(st.integers(1, 80)),
+    order=st.lists(st.booleans(), min_size=60, max_size=60),
+)
+def test_interleaved_choices_are_moderated_apart(
+    texts: tuple[str, str, str, str], cuts: list[int], order: list[bool]
+) -> None:
+    full = [f"{texts[0]}{SECRET}{texts[1]}", f"{texts[2]}nightingale {texts[3]}"]
+    queues = [split(t, cuts) for t in full]
+    events = [
+        chunk(
+            [
+                entry({"role": "assistant", "content": ""}, 0),
+                entry({"role": "assistant", "content": ""}, 1),
+            ]
+        )
+    ]
+    picks = iter(order)
+    while any(queues):
+        i = int(next(picks, False)) if all(queues) else (0 if queues[0] else 1)
+        events.append(chunk([entry({"content": queues[i].pop(0)}, i)]))
+    events.append(chunk([entry({}, 0, "stop"), entry({}, 1, "stop")]))
+    out = finish_run(events, {"n": 2})
+    assert content_of(out, 0) == moderate(CFG, full[0]).text
+    assert content_of(out, 1) == texts[2]
+    snapshot = sdk_snapshot(out)
+    assert [c.finish_reason for c in snapshot.choices] == ["stop", "content_filter"]
+    assert_hidden(out, SECRET)
+    assert "ingale" not in visible(out)

@@ -51,13 +51,24 @@ def logprobs_for(tokens: Sequence[str], start: int) -> dict[str, Any]:
     }
 
 
-def chunk(text: str, index: int = 0, finish: str | None = None, logprobs: Any = None, **extra: Any) -> str:
+def chunk(
+    text: str, index: int = 0, finish: str | None = None, logprobs: Any = None, **extra: Any
+) -> str:
     choice = {"text": text, "index": index, "logprobs": logprobs, "finish_reason": finish}
-    body = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "m", "choices": [choice], **extra}
+    body = {
+        "id": "cmpl-1",
+        "object": "text_completion",
+        "created": 1,
+        "model": "m",
+        "choices": [choice],
+        **extra,
+    }
     return orjson.dumps(body).decode()
 
 
-def events_for(deltas: Sequence[str], *, logprobs: bool = False, finish: str | None = "stop") -> list[str]:
+def events_for(
+    deltas: Sequence[str], *, logprobs: bool = False, finish: str | None = "stop"
+) -> list[str]:
     events, at = [], PROMPT_LEN
     for d in deltas:
         events.append(chunk(d, logprobs=logprobs_for([d], at) if logprobs else None))
@@ -66,7 +77,9 @@ def events_for(deltas: Sequence[str], *, logprobs: bool = False, finish: str | N
     return events
 
 
-def run(events: Sequence[str], body: dict[str, Any] | None = None, config: SluiceConfig = CFG) -> tuple[list[OutEvent], StreamModerator]:
+def run(
+    events: Sequence[str], body: dict[str, Any] | None = None, config: SluiceConfig = CFG
+) -> tuple[list[OutEvent], StreamModerator]:
     moderator = ADAPTER.stream(body or {}, config)
     out = [o for data in events for o in moderator.on_event(data, None)]
     return out, moderator
@@ -87,7 +100,12 @@ def text_of(out: Sequence[OutEvent], index: int = 0) -> str:
 
 
 def merged_logprobs(out: Sequence[OutEvent]) -> dict[str, list[Any]]:
-    merged: dict[str, list[Any]] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    merged: dict[str, list[Any]] = {
+        "tokens": [],
+        "token_logprobs": [],
+        "top_logprobs": [],
+        "text_offset": [],
+    }
     for ch in chunks_of(out):
         for c in ch["choices"]:
             if c.get("logprobs"):
@@ -124,7 +142,9 @@ def test_redaction_keeps_logprobs_consistent(pre: str, post: str, cuts: list[int
 
 @given(pre=PLAIN, post=PLAIN, cuts=st.lists(st.integers(1, 80)))
 def test_block_ends_the_choice(pre: str, post: str, cuts: list[int]) -> None:
-    out, moderator = run(events_for(split(f"{pre}nightingale{post} tail", cuts), logprobs=True), config=NOTICE)
+    out, moderator = run(
+        events_for(split(f"{pre}nightingale{post} tail", cuts), logprobs=True), config=NOTICE
+    )
     assert moderator.finished and out[-1] == OutEvent("[DONE]")
     last = chunks_of(out)[-1]["choices"][0]
     assert last["finish_reason"] == "content_filter"
@@ -141,7 +161,16 @@ def test_n_choices_and_usage() -> None:
         chunk("good", 1),
         chunk("", 0, "stop"),
         chunk("", 1, "stop"),
-        orjson.dumps({"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "m", "choices": [], "usage": {"total_tokens": 3}}).decode(),
+        orjson.dumps(
+            {
+                "id": "cmpl-1",
+                "object": "text_completion",
+                "created": 1,
+                "model": "m",
+                "choices": [],
+                "usage": {"total_tokens": 3},
+            }
+        ).decode(),
     ]
     out, moderator = run(events, {"n": 2, "stream_options": {"include_usage": True}})
     out += moderator.on_event("[DONE]", None)
@@ -166,7 +195,14 @@ def test_non_streaming_equals_streaming(pre: str, post: str, cuts: list[int], ba
     body = {
         "id": "cmpl-1",
         "object": "text_completion",
-        "choices": [{"text": text, "index": 0, "logprobs": logprobs_for(deltas, PROMPT_LEN), "finish_reason": "stop"}],
+        "choices": [
+            {
+                "text": text,
+                "index": 0,
+                "logprobs": logprobs_for(deltas, PROMPT_LEN),
+                "finish_reason": "stop",
+            }
+        ],
     }
     result = moderate_response(body, NOTICE, HitLog())["choices"][0]
     assert result["text"] == text_of(out)
@@ -178,9 +214,18 @@ def test_non_streaming_equals_streaming(pre: str, post: str, cuts: list[int], ba
 
 
 def test_request_fields() -> None:
-    assert [(f.param, f.text) for f in request_fields({"prompt": ["a", [1, 2], "b"], "suffix": "z"})] == [
+    assert [
+        (f.param, f.text) for f in request_fields({"prompt": ["a", [1, 2], "b"], "suffix": "z"})
+    ] == [
         ("prompt[0]", "a"),
         ("prompt[2]", "b"),
         ("suffix", "z"),
     ]
     assert [f.param for f in request_fields({"prompt": "hi"})] == ["prompt"]
+
+
+def test_banned_alternatives_are_removed() -> None:
+    lp = logprobs_for(["Hi"], PROMPT_LEN)
+    lp["top_logprobs"] = [{"Hi": -0.1, " nightingale": -4.0}]
+    out = finish_run([chunk("Hi", logprobs=lp), chunk("", finish="stop")])
+    assert merged_logprobs(out)["top_logprobs"] == [{"Hi": -0.1}]

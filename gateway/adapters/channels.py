@@ -9,6 +9,7 @@ the three adapters differ only in where their wire shapes put the text.
 from __future__ import annotations
 
 import bisect
+from functools import lru_cache, partial
 from typing import Any
 
 from gateway.adapters.base import HitLog
@@ -32,6 +33,8 @@ class Channel:
     __slots__ = (
         "_codec",
         "_entries",
+        "_fmt",
+        "_keep",
         "_log",
         "_notice",
         "_notice_cfg",
@@ -69,6 +72,8 @@ class Channel:
         self._log = log
         self._codec = JsonCodec() if json else None
         self._track = LogprobTrack(logprobs)
+        self._fmt = logprobs
+        self._keep = partial(token_is_clean, config)
         self._out: list[str] = []
         self._text: str | None = None
         self._out_len = 0  # output characters released (the notice excluded)
@@ -133,13 +138,14 @@ class Channel:
     # -- logprobs --------------------------------------------------------------------
 
     def add_logprobs(self, entries: list[Any]) -> None:
-        """Entries upstream sent for this channel's text (after the text itself)."""
+        """Entries upstream sent for this channel's text (before or after the text)."""
         self._track.add(entries)
 
     def take_logprobs(self) -> list[tuple[int, Any]]:
         """Entries that may go out now, as ``(output offset, entry)``."""
         taken = self._track.take(final=self.done)
-        out = [(self.map_offset(start) or 0, entry) for start, entry in taken]
+        scrub = self._fmt.scrub
+        out = [(self.map_offset(start) or 0, scrub(entry, self._keep)) for start, entry in taken]
         if self.done and self._notice:
             note = self._track.synthetic(self._notice)
             if note is not None:
@@ -224,6 +230,13 @@ class Channel:
             self._released = step.pieces[-1].end
         self._out_len += len(encoded.raw)
         return encoded.raw, encoded.cut_at
+
+
+@lru_cache(maxsize=1 << 16)
+def token_is_clean(config: SluiceConfig, token: str) -> bool:
+    """``is_clean`` for logprob alternatives: few distinct tokens recur across every
+    stream, so a process-wide cache makes checking each alternative nearly free."""
+    return is_clean(config, token)
 
 
 def is_clean(config: SluiceConfig, text: str) -> bool:

@@ -184,8 +184,10 @@ class ChoiceStream:
             self._finished = True
             return [OutEvent(data)]
         choices = chunk.get("choices")
+        if choices is None:
+            return [OutEvent(data)]  # no choices, no text (e.g. some servers' usage chunk)
         if not isinstance(choices, list):
-            return [OutEvent(data)]
+            return self._fail("upstream_malformed_event", "Upstream sent a malformed chunk.")
         return self._chunk(chunk, choices)
 
     def on_eof(self) -> list[OutEvent]:
@@ -202,7 +204,7 @@ class ChoiceStream:
     def on_upstream_error(self, message: str) -> list[OutEvent]:
         if self._finished:
             return []
-        return self._fail("upstream_error", f"Upstream connection failed: {message}")
+        return self._fail("upstream_error", message or "The connection to the upstream API failed.")
 
     # -- internals -------------------------------------------------------------------
 
@@ -213,6 +215,7 @@ class ChoiceStream:
             out.extend(self._close_open())  # the usage chunk comes after every choice's text
         self._envelope = chunk
         entries: list[Any] = []
+        cut = False
         for entry in choices:
             if not isinstance(entry, dict) or not _is_index(entry.get("index", 0)):
                 return self._fail("upstream_malformed_event", "Upstream sent a malformed choice.")
@@ -222,12 +225,13 @@ class ChoiceStream:
             if state is None:
                 state = self._choices[index] = ChoiceState(index, self._config, self.log)
             rewritten = self._shape.rewrite(state, entry, first)
+            cut |= state.cut
             if rewritten is not None:
                 entries.append(rewritten)
         if entries or not choices or usage:
             chunk["choices"] = entries
             out.append(OutEvent(orjson.dumps(chunk).decode()))
-        if self._all_cut():
+        if cut and self._all_cut():
             self._finished = True
             out.append(DONE)
         return out

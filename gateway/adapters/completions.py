@@ -9,7 +9,7 @@ recomputed from the released text, since a redaction shifts every later offset.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from gateway.adapters.base import ApiAdapter, HitLog, StreamModerator, TextField
@@ -32,6 +32,13 @@ class LegacyEntries:
         top = like.get("top", None) if isinstance(like, dict) else None
         offset = like.get("offset") if isinstance(like, dict) else None
         return {"token": text, "logprob": 0.0, "top": None if top is None else {}, "offset": offset}
+
+    def scrub(self, entry: Any, keep: Callable[[str], bool]) -> Any:
+        top = entry.get("top") if isinstance(entry, dict) else None
+        if not isinstance(top, dict) or not top:
+            return entry
+        kept = {k: v for k, v in top.items() if not isinstance(k, str) or keep(k)}
+        return entry if len(kept) == len(top) else {**entry, "top": kept}
 
 
 LEGACY_ENTRIES = LegacyEntries()

@@ -17,6 +17,9 @@ input text and released by these rules (docs/wire.md, "Logprobs"):
 4. After a cut, entries from the cut on are dropped; an entry straddling the cut becomes a
    synthetic entry for its part before the cut, and the cutoff notice, if any, gets one
    synthetic entry of its own.
+5. An alternative in ``top_logprobs`` that a rule fires on is removed from its entry: it
+   is not text the model produced, but a banned word must not reach the client there
+   either.
 
 A token may end inside a multi-byte character (its ``bytes`` are a prefix of it); the
 character then belongs to both entries that share it, and is released with both.
@@ -25,7 +28,7 @@ character then belongs to both entries that share it, and is released with both.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Protocol
 
 from gateway.sluice import Piece
@@ -43,6 +46,9 @@ class LogprobFormat(Protocol):
 
     def synthetic(self, text: str, like: Any) -> Any:
         """An entry for released ``text`` that reveals nothing else, shaped like ``like``."""
+
+    def scrub(self, entry: Any, keep: Callable[[str], bool]) -> Any:
+        """The entry with only the alternatives ``keep`` accepts (the same object if all)."""
 
 
 class TokenEntries:
@@ -66,6 +72,17 @@ class TokenEntries:
             out["bytes"] = list(text.encode("utf-8", "surrogatepass"))
         out["top_logprobs"] = []
         return out
+
+    def scrub(self, entry: Any, keep: Callable[[str], bool]) -> Any:
+        top = entry.get("top_logprobs") if isinstance(entry, dict) else None
+        if not isinstance(top, list) or not top:
+            return entry
+        kept = [
+            a
+            for a in top
+            if not isinstance(a, dict) or not isinstance(a.get("token"), str) or keep(a["token"])
+        ]
+        return entry if len(kept) == len(top) else {**entry, "top_logprobs": kept}
 
 
 TOKEN_ENTRIES = TokenEntries()
@@ -158,7 +175,9 @@ class LogprobTrack:
         """Entries whose text is released, as ``(input offset, entry)``; ``final`` ends it."""
         if self._closed:
             return []
-        self._join()
+        self._place()  # entries that came before their text
+        if self._mapped:
+            self._join()
         if final and self._limit is not None:
             self._clip(self._limit)
         out: list[tuple[int, Any]] = []
@@ -207,6 +226,8 @@ class LogprobTrack:
     # -- placing ---------------------------------------------------------------------
 
     def _place(self) -> None:
+        if not self._queue:
+            return
         self._join()
         while self._queue:
             data = self._fmt.token_bytes(self._queue[0])

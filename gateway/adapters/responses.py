@@ -384,7 +384,7 @@ class ResponsesStream:
         if self._terminal:
             self._finished = True
             return []
-        return self._fail("upstream_error", f"Upstream connection failed: {message}")
+        return self._fail("upstream_error", message or "The connection to the upstream API failed.")
 
     # -- dispatch ----------------------------------------------------------------------
 

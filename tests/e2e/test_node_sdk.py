@@ -28,9 +28,11 @@ def node_sdk() -> Path:
     return NODE_DIR
 
 
-def _run(node_sdk: Path, stack: Stack, answer: str) -> dict[str, object]:
+def _run(
+    node_sdk: Path, stack: Stack, answer: str, script: str = "stream.mjs"
+) -> dict[str, object]:
     result = subprocess.run(
-        ["node", "stream.mjs", stack.gateway_url, json.dumps(answer)],
+        ["node", script, stack.gateway_url, json.dumps(answer)],
         cwd=node_sdk,
         capture_output=True,
         text=True,
@@ -59,4 +61,27 @@ def test_node_sdk_helper_resolves_on_cut(node_sdk: Path, stack: Stack) -> None:
         "finishes": ["content_filter"],
         "final": "stop at ",
         "finalFinish": "content_filter",
+    }
+
+
+def test_node_responses_helper_resolves_redacted(node_sdk: Path, stack: Stack) -> None:
+    out = _run(node_sdk, stack, "node key sk-Abc123Def456Ghi789 end", "responses.mjs")
+    assert out == {
+        "deltas": "node key [REDACTED] end",
+        "last": "response.completed",
+        "status": "completed",
+        "reason": None,
+        "outputText": "node key [REDACTED] end",
+    }
+
+
+def test_node_responses_helper_resolves_incomplete_on_cut(node_sdk: Path, stack: Stack) -> None:
+    """Node's helper (>= 6.45) resolves with the incomplete response; Python's raises."""
+    out = _run(node_sdk, stack, "stop at nightingale please", "responses.mjs")
+    assert out == {
+        "deltas": "stop at ",
+        "last": "response.incomplete",
+        "status": "incomplete",
+        "reason": "content_filter",
+        "outputText": "stop at ",
     }
