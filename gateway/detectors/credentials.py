@@ -55,7 +55,7 @@ _OPENAI_PREFIX = r"sk-(?:(?:proj|svcacct|admin|None)-)?"
 OPENAI_KEY = Detector(
     name="openai_key",
     # "sk-ant-" is Anthropic's; hyphenated words after "sk-" fail the two-class check.
-    pattern=rf"{_START}sk-(?!ant-)(?:(?:proj|svcacct|admin|None)-)?[A-Za-z0-9_-]{{20,}}",
+    pattern=rf"{_START}(?!sk-ant-){_OPENAI_PREFIX}[A-Za-z0-9_-]{{20,}}",
     validate=_random_after(_OPENAI_PREFIX, min_classes=2),
 )
 
@@ -95,6 +95,7 @@ GITHUB_TOKEN = Detector(
     validate=_random_after("gh[pousr]_|github_pat_", min_classes=2),
 )
 
+# Bot, user, app, configuration and refresh tokens: dash-separated alphanumeric segments.
 _SLACK_TOKEN = r"(?<![\w.-])(?:xoxe\.)?(?:xox[abposre]|xapp)-(?:[A-Za-z0-9]+-){1,6}[A-Za-z0-9]{6,}"
 # The webhook's path is the secret; the host stays readable and starts no hold.
 _SLACK_WEBHOOK = (
@@ -116,7 +117,10 @@ STRIPE_KEY = Detector(
     name="stripe_key",
     # Secret and restricted keys, live and test, and webhook signing secrets. Publishable
     # keys (pk_…) are meant to be embedded in web pages and are not detected.
-    pattern=rf"{_START}(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{{16,}}|whsec_[A-Za-z0-9+/=]{{32,}}){_END}",
+    pattern=(
+        rf"{_START}(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{{16,}}|whsec_[A-Za-z0-9+/=]{{32,}})"
+        rf"{_END}"
+    ),
     validate=_random_after(r"[a-z]+_(?:(?:live|test)_)?"),
 )
 

@@ -1,9 +1,9 @@
 """Personal data with a fixed shape: e-mail addresses, card numbers, US SSNs, IP addresses.
 
 Phone numbers (``phone.py``) and IBANs (``iban.py``) need tables of their own.
-Every pattern starts with a negative look-behind so that a candidate never starts inside a
-longer word or number: the sluice resumes one character after a rejected candidate, and
-without the guard it would find a shorter, wrong candidate inside the rejected one.
+Every pattern guards its start with a negative look-behind so that a candidate never starts
+inside a longer word or number: the sluice resumes one character after a rejected
+candidate, and without the guard it would find a shorter, wrong candidate inside it.
 Digits are ``[0-9]``, not ``\\d``, which would also admit other scripts' digits.
 """
 
@@ -38,8 +38,8 @@ EMAIL = Detector(name="email", pattern=EMAIL_PATTERN, validate=email_valid)
 # --- payment cards --------------------------------------------------------------------------
 
 # Grouped 4-4-4-4 (and 4-4-4-4-3 for 19 digits), 4-6-5 (Amex), 4-6-4 (Diners), or 14 to 19
-# bare digits.
-# The separator may be a space or a dash; `card_number_valid` insists on one kind only.
+# bare digits. The separator may be a space or a dash; `card_number_valid` insists on one
+# kind only, since the pattern cannot say "the same as before" without a back-reference.
 CREDIT_CARD_PATTERN = (
     rf"(?<![\w-]){NOT_INSIDE_IBAN}[2-6][0-9]{{3}}"
     r"(?:(?:[ -][0-9]{4}){3}(?:[ -][0-9]{3})?|[ -][0-9]{6}[ -][0-9]{4,5}|[0-9]{10,15})"

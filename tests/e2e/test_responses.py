@@ -94,7 +94,7 @@ def test_block_ends_incomplete_and_helper_raises(stack: Stack) -> None:
         model="demo-chat", input="x", extra_headers=reply("plans for nightingale soon", "char")
     ) as stream:
         events = list(stream)
-        with pytest.raises(RuntimeError, match="response.completed"):
+        with pytest.raises(RuntimeError, match=r"response\.completed"):
             stream.get_final_response()
     assert events[-1].type == "response.incomplete"
     final = events[-1].response  # type: ignore[union-attr]
