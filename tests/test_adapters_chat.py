@@ -30,20 +30,9 @@ from gateway.adapters.chat_completions import moderate_response, request_fields
 from gateway.adapters.inputs import moderate_request
 from gateway.sluice import Action, Matcher, Rule, SluiceConfig, moderate
 from gateway.sse import encode_event
+from tests.adapter_support import CFG, NOTICE, SECRET
 
-CFG = SluiceConfig(
-    enforce=Matcher(
-        [
-            Rule("secret", r"sk-[A-Za-z0-9]{8,}", Action.REDACT, "[REDACTED]"),
-            Rule("ban", r"nightingale", Action.BLOCK),
-        ],
-        0.1,
-    ),
-    observe=Matcher([], 0.1),
-)
-NOTICE = dataclasses.replace(CFG, cutoff_notice=" [cut off]")
 ADAPTER = ADAPTERS["/v1/chat/completions"]
-SECRET = "sk-AB12CD34EF"
 # Text that no rule can start on: no "s" (sk-) and no "n" (nightingale).
 SAFE = st.text(alphabet='abcdefghijklmopqrtuvwxyz ,.!é😀\n"\\', max_size=40)
 UNESCAPED = st.text(alphabet="abcdefghijklmopqrtuvwxyz ,.!é😀", max_size=40)

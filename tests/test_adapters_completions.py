@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,21 +12,10 @@ from hypothesis import strategies as st
 from gateway.adapters import ADAPTERS
 from gateway.adapters.base import HitLog, OutEvent, StreamModerator
 from gateway.adapters.completions import moderate_response, request_fields
-from gateway.sluice import Action, Matcher, Rule, SluiceConfig, moderate
+from gateway.sluice import SluiceConfig, moderate
+from tests.adapter_support import CFG, NOTICE, SECRET
 
-CFG = SluiceConfig(
-    enforce=Matcher(
-        [
-            Rule("secret", r"sk-[A-Za-z0-9]{8,}", Action.REDACT, "[REDACTED]"),
-            Rule("ban", r"nightingale", Action.BLOCK),
-        ],
-        0.1,
-    ),
-    observe=Matcher([], 0.1),
-)
-NOTICE = dataclasses.replace(CFG, cutoff_notice=" [cut off]")
 ADAPTER = ADAPTERS["/v1/completions"]
-SECRET = "sk-AB12CD34EF"
 PROMPT_LEN = 7  # upstream's text_offset counts from the end of the prompt
 SAFE = st.text(alphabet="abcdefghijklmopqrtuvwxyz ,.!é😀\n", max_size=40)
 PLAIN = st.text(alphabet="abcdefghijklmopqrtuvwxyz ,.", max_size=30)

@@ -7,7 +7,6 @@ done events, completed) and every output is replayed through the Python SDK's ow
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -26,22 +25,11 @@ from openai.types.responses import ResponseStreamEvent
 from gateway.adapters import ADAPTERS
 from gateway.adapters.base import HitLog, OutEvent, StreamModerator
 from gateway.adapters.responses import moderate_response, request_fields
-from gateway.sluice import Action, Matcher, Rule, SluiceConfig, moderate
+from gateway.sluice import SluiceConfig, moderate
 from gateway.sse import encode_event
+from tests.adapter_support import CFG, NOTICE, SECRET
 
-CFG = SluiceConfig(
-    enforce=Matcher(
-        [
-            Rule("secret", r"sk-[A-Za-z0-9]{8,}", Action.REDACT, "[REDACTED]"),
-            Rule("ban", r"nightingale", Action.BLOCK),
-        ],
-        0.1,
-    ),
-    observe=Matcher([], 0.1),
-)
-NOTICE = dataclasses.replace(CFG, cutoff_notice=" [cut off]")
 ADAPTER = ADAPTERS["/v1/responses"]
-SECRET = "sk-AB12CD34EF"
 SAFE = st.text(alphabet="abcdefghijklmopqrtuvwxyz ,.!é😀\n", max_size=40)
 PLAIN = st.text(alphabet="abcdefghijklmopqrtuvwxyz ,.", max_size=30)
 RESPONSE = {
