@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.detectors import detector_options_schema
+
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 
 
@@ -175,7 +177,10 @@ class Policy(_Strict):
 
 
 def policy_json_schema() -> dict[str, Any]:
+    """The editor-facing schema; ``match.detector`` lists the real names and options."""
     schema = Policy.model_json_schema()
+    detector = schema["$defs"]["Match"]["properties"]["detector"]
+    detector["anyOf"] = [detector_options_schema(), {"type": "null"}]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Sluicegate policy, version 1"
     return schema

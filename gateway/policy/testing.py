@@ -26,7 +26,16 @@ class Failure:
     got: str
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.case}\n    expected: {self.expected}\n    got:      {self.got}"
+        at = next(
+            (i for i, (a, b) in enumerate(zip(self.expected, self.got, strict=False)) if a != b),
+            min(len(self.expected), len(self.got)),
+        )
+        return (
+            f"{self.where}: {self.case}\n"
+            f"    expected: {self.expected}\n"
+            f"    got:      {self.got}\n"
+            f"              {' ' * at}^ first difference"
+        )
 
 
 def chunkings(text: str) -> Iterator[tuple[str, list[str]]]:
