@@ -16,7 +16,7 @@ SCHEMA = json.loads((ROOT / "policies" / "schema.json").read_text())
 
 
 def test_committed_schema_is_current() -> None:
-    assert SCHEMA == policy_json_schema(), "run: sluicegate policy schema > policies/schema.json"
+    assert policy_json_schema() == SCHEMA, "run: sluicegate policy schema > policies/schema.json"
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "policies").glob("*.yaml")), ids=lambda p: p.name)

@@ -131,6 +131,24 @@ def test_text_no_rule_touches_passes_unchanged_in_the_same_feed() -> None:
         assert (step.text, step.held, step.hits) == (delta, 0, ())
 
 
+@pytest.mark.parametrize("text", ["foobar.", "foobar"])
+def test_flag_rules_judge_the_text_as_cut(text: str) -> None:
+    """After a cut the client saw "foo" and nothing more; a flag rule judges exactly that.
+
+    Fails today: a flag rule that stopped matching once "b" arrived ("foob") is not
+    re-asked after the cut truncates the text back to "foo", so the hit depends on
+    whether the block was decided in the same feed that brought "foo" (whole text,
+    "foobar.") or later ("foob" + "ar.", or "foobar" decided at finish).
+    """
+    cfg = config(Rule("banned", "bar", Action.BLOCK), Rule("word", r"\bfoo\b", Action.FLAG))
+    got = tr(cfg, text)
+    assert got.text == "foo"
+    assert got.hits == (
+        ("banned", Action.BLOCK, 3, 6, Reason.MATCH),
+        ("word", Action.FLAG, 0, 3, Reason.MATCH),
+    )
+
+
 def test_shadow_rules_report_what_they_would_do() -> None:
     shadow = Rule("secret.key", SECRET.pattern, Action.FLAG, intended=Action.REDACT)
     text = "k sk-abcdefgh1 k"
