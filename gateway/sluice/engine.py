@@ -234,13 +234,19 @@ class Sluice:
         self._done = self._cut_now = True
 
     def _observe_released(self, final: bool) -> None:
-        """Flag rules see only what the client saw, so they never hold anything back."""
+        """Flag rules judge only what the client saw, so they never hold anything back.
+
+        They see the released text as if it were all there is so far: what follows it
+        may still be cut, and ``\bfoo\b`` over "foo" must not be ruled out by a "b"
+        the client never receives.
+        """
         lane = self._observe
-        text, base = self._text, self._base
+        base = self._base
         limit = self._enforce.cursor - base
         if not lane.matcher:
             lane.cursor = self._enforce.cursor
             return
+        text = self._text if limit == len(self._text) else self._text[:limit]
         scan = lane.scan(text, base, limit, final)
         for found in scan.found:
             start, end = base + found.start, base + found.end
@@ -248,7 +254,7 @@ class Sluice:
                 Hit(found.rule.id, Action.FLAG, start, end, intended=found.rule.strength)
             )
         hold = scan.hold
-        overlong = not final and len(text) - hold > self._cfg.max_hold
+        overlong = not final and limit - hold > self._cfg.max_hold
         if scan.timed_out or overlong:
             reason = Reason.ERROR if scan.timed_out else Reason.HOLD_LIMIT
             rule = ERROR_RULE if scan.timed_out else HOLD_LIMIT_RULE

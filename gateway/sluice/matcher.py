@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import regex
 
 from gateway.sluice.boundaries import spell_out_boundaries
-from gateway.sluice.starts import first_class
+from gateway.sluice.starts import GRAM, first_class, literal_prefixes
 from gateway.sluice.types import Rule
 
 _START_CACHE_LIMIT = 8192  # distinct characters and short deltas remembered per matcher
@@ -56,6 +56,49 @@ class Pending:
     rules: frozenset[int]
 
 
+class _GramIndex:
+    """Rules whose every match begins with one of a few literal trigrams (``sk-``,
+    keywords), found by the trigrams of the fresh text; at its end, where fewer than
+    three characters have arrived, by what those characters could begin."""
+
+    __slots__ = ("_folded", "_grams", "rules")
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        exact: dict[str, set[int]] = {}
+        folded: dict[str, set[int]] = {}
+        served: set[int] = set()
+        for index, rule in enumerate(rules):
+            found = literal_prefixes(rule.pattern, rule.ignore_case)
+            if found is None:
+                continue
+            prefixes, is_folded = found
+            table = folded if is_folded else exact
+            for prefix in prefixes:
+                for size in range(1, GRAM + 1):  # heads for the buffer end, then the trigram
+                    table.setdefault(prefix[:size], set()).add(index)
+            served.add(index)
+        self.rules = frozenset(served)
+        self._grams = {k: frozenset(v) for k, v in exact.items()}
+        self._folded = {k: frozenset(v) for k, v in folded.items()}
+
+    def lookup(self, fresh: str) -> frozenset[int]:
+        found: frozenset[int] = frozenset()
+        if not self.rules:
+            return found
+        lowered = fresh.lower()
+        if len(lowered) != len(fresh):  # a character whose lower case is longer: be safe
+            found = frozenset().union(*self._folded.values())
+            lowered = ""
+        for start in range(len(fresh)):
+            end = start + GRAM
+            found = (
+                found
+                | self._grams.get(fresh[start:end], found)
+                | self._folded.get(lowered[start:end], found)
+            )
+        return found
+
+
 def compile_rule(rule: Rule) -> regex.Pattern[str]:
     """Compile one rule; scoped flags keep ``ignore_case`` to the rule itself."""
     return regex.compile(_scoped(rule))
@@ -73,6 +116,7 @@ class Matcher:
         "_always",
         "_deltas",
         "_firsts",
+        "_grams",
         "_probes",
         "_singles",
         "_starts",
@@ -85,8 +129,17 @@ class Matcher:
         self.timeout = timeout
         self._singles = tuple(compile_rule(r) for r in self.rules)
         self._probes = tuple(regex.compile(f"{_scoped(r)}(?!)") for r in self.rules)
-        self._firsts = tuple(first_class(r.pattern, r.ignore_case) for r in self.rules)
-        self._always = frozenset(i for i, first in enumerate(self._firsts) if first is None)
+        self._grams = _GramIndex(self.rules)
+        # FIRST classes for the rules the trigram index cannot serve; None = any character.
+        self._firsts = tuple(
+            None if i in self._grams.rules else first_class(r.pattern, r.ignore_case)
+            for i, r in enumerate(self.rules)
+        )
+        self._always = frozenset(
+            i
+            for i, first in enumerate(self._firsts)
+            if first is None and i not in self._grams.rules
+        )
         self._starts: dict[str, frozenset[int]] = {}  # per character
         self._deltas: dict[str, frozenset[int]] = {}  # per short delta
 
@@ -100,7 +153,7 @@ class Matcher:
         """
         known = self._deltas.get(fresh)
         if known is None:
-            known = self._always
+            known = self._always | self._grams.lookup(fresh)
             for char in set(fresh):
                 known = known | self._starts_with(char)
             if len(fresh) <= _CACHED_DELTA_LEN and len(self._deltas) < _START_CACHE_LIMIT:

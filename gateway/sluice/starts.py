@@ -121,3 +121,63 @@ def _folds(sequence: list[tuple[Any, Any]]) -> bool:
         if any(_folds(list(child)) for child in children(av)):
             return True
     return False
+
+
+#: Length of the literal prefixes rules are indexed by (see ``literal_prefixes``).
+GRAM = 3
+_MAX_PREFIXES = 64
+
+
+def literal_prefixes(pattern: str, ignore_case: bool) -> tuple[frozenset[str], bool] | None:
+    """Every literal string of ``GRAM`` characters a match must begin with, and whether
+    they are case-folded (lower case); ``None`` when the pattern does not pin one down.
+
+    A FIRST set says ``s`` may start a key; ``sk-`` says far more: with two hundred
+    keyword and secret rules, most letters begin some rule, but few trigrams do.
+    """
+    tree = parse_tree(pattern)
+    if tree is None:
+        return None
+    folded = ignore_case or bool(tree.state.flags & re.IGNORECASE) or _folds(list(tree))
+    try:
+        grown, _ = _grow({""}, list(tree))
+    except _AnyChar:
+        return None
+    if not grown or any(len(p) < GRAM for p in grown):
+        return None
+    return frozenset(p.lower() if folded else p for p in grown), folded
+
+
+def _grow(prefixes: set[str], sequence: list[tuple[Any, Any]]) -> tuple[set[str], bool]:
+    """Extend each prefix by the sequence's literal start, up to ``GRAM`` characters.
+
+    Returns the prefixes and whether extension stopped early at something not literal
+    (then nothing after it may extend them: ``(?:a\\d)bc`` does not begin with ``abc``).
+    """
+    for op, av in sequence:
+        if all(len(p) >= GRAM for p in prefixes):
+            break
+        if op in _ZERO_WIDTH:
+            continue
+        stopped = False
+        if op is sre_c.LITERAL:
+            prefixes = {_add(p, chr(av)) for p in prefixes}
+        elif op is sre_c.IN and len(av) <= 8 and all(o is sre_c.LITERAL for o, _ in av):
+            prefixes = {_add(p, chr(c)) for p in prefixes for _, c in av}
+        elif op is sre_c.SUBPATTERN or op is sre_c.ATOMIC_GROUP:
+            prefixes, stopped = _grow(prefixes, list(av[3] if op is sre_c.SUBPATTERN else av))
+        elif op is sre_c.BRANCH:
+            grown = [_grow(set(prefixes), list(branch)) for branch in av[1]]
+            prefixes = {q for branch, _ in grown for q in branch}
+            stopped = any(s for _, s in grown)
+        else:
+            stopped = True
+        if len(prefixes) > _MAX_PREFIXES:
+            raise _AnyChar
+        if stopped:
+            return prefixes, True
+    return prefixes, False
+
+
+def _add(prefix: str, char: str) -> str:
+    return prefix + char if len(prefix) < GRAM else prefix
