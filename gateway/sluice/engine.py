@@ -149,7 +149,7 @@ class Sluice:
         max_hold = self._cfg.max_hold
         while delta and not self._done:
             end = self._base + len(self._text)
-            room = min(self._enforce.cursor, self._observe.cursor) + max_hold + 1 - end
+            room = self._enforce.cursor + max_hold + 1 - end
             take, delta = delta[:room], delta[room:]
             self._text += take
             self._evaluate(final=False)
@@ -238,31 +238,39 @@ class Sluice:
 
         They see the released text as if it were all there is so far: what follows it
         may still be cut, and ``\bfoo\b`` over "foo" must not be ruled out by a "b"
-        the client never receives.
+        the client never receives. Released text can jump ahead by more than the hold
+        limit at once, so it is shown to the lane in steps that evaluate the limit at
+        the exact length where it is first exceeded, as ``feed`` does for the text.
         """
         lane = self._observe
-        base = self._base
-        limit = self._enforce.cursor - base
+        limit = self._enforce.cursor - self._base
         if not lane.matcher:
             lane.cursor = self._enforce.cursor
             return
-        text = self._text if limit == len(self._text) else self._text[:limit]
-        scan = lane.scan(text, base, limit, final)
+        while True:
+            view = min(limit, lane.cursor - self._base + self._cfg.max_hold + 1)
+            self._observe_view(view, final and view == limit)
+            if view == limit:
+                return
+
+    def _observe_view(self, view: int, final: bool) -> None:
+        lane, base = self._observe, self._base
+        text = self._text if view == len(self._text) else self._text[:view]
+        scan = lane.scan(text, base, view, final)
         for found in scan.found:
             start, end = base + found.start, base + found.end
             self._hits.append(
                 Hit(found.rule.id, Action.FLAG, start, end, intended=found.rule.strength)
             )
         hold = scan.hold
-        overlong = not final and limit - hold > self._cfg.max_hold
-        if scan.timed_out or overlong:
+        if scan.timed_out or (not final and view - hold > self._cfg.max_hold):
             reason = Reason.ERROR if scan.timed_out else Reason.HOLD_LIMIT
             rule = ERROR_RULE if scan.timed_out else HOLD_LIMIT_RULE
             intended = Action.BLOCK if self._cfg.fail_closed else Action.FLAG
-            self._hits.append(Hit(rule, Action.FLAG, base + hold, base + limit, reason, intended))
-            hold = limit
+            self._hits.append(Hit(rule, Action.FLAG, base + hold, base + view, reason, intended))
+            hold = view
             lane.active = frozenset()
-        lane.cursor = base + min(hold, limit)
+        lane.cursor = base + hold
 
     def _trim(self) -> None:
         """Forget text that no lane will scan again, keeping look-behind context."""

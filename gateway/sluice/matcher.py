@@ -61,7 +61,7 @@ class _GramIndex:
     keywords), found by the trigrams of the fresh text; at its end, where fewer than
     three characters have arrived, by what those characters could begin."""
 
-    __slots__ = ("_folded", "_grams", "rules")
+    __slots__ = ("_all_folded", "_folded", "_grams", "rules")
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         exact: dict[str, set[int]] = {}
@@ -80,14 +80,17 @@ class _GramIndex:
         self.rules = frozenset(served)
         self._grams = {k: frozenset(v) for k, v in exact.items()}
         self._folded = {k: frozenset(v) for k, v in folded.items()}
+        self._all_folded = frozenset(i for v in folded.values() for i in v)
 
     def lookup(self, fresh: str) -> frozenset[int]:
         found: frozenset[int] = frozenset()
         if not self.rules:
             return found
         lowered = fresh.lower()
-        if len(lowered) != len(fresh):  # a character whose lower case is longer: be safe
-            found = frozenset().union(*self._folded.values())
+        if not fresh.isascii():
+            # Case-insensitive matching pairs some non-ASCII characters with ASCII ones
+            # ("ſ" with "s", the Kelvin sign with "k"): keep every folded rule then.
+            found = self._all_folded
             lowered = ""
         for start in range(len(fresh)):
             end = start + GRAM

@@ -145,6 +145,8 @@ def literal_prefixes(pattern: str, ignore_case: bool) -> tuple[frozenset[str], b
         return None
     if not grown or any(len(p) < GRAM for p in grown):
         return None
+    if folded and not all(p.isascii() for p in grown):
+        return None  # non-ASCII case folding has too many pairings to index safely
     return frozenset(p.lower() if folded else p for p in grown), folded
 
 
