@@ -15,13 +15,13 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-_COMMON = {
-    "deadline": None,
-    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
-    "print_blob": True,
-}
+_COMMON = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
 
-settings.register_profile("dev", max_examples=60, **_COMMON)
-settings.register_profile("ci", max_examples=400, **_COMMON)
-settings.register_profile("deep", max_examples=5000, **_COMMON)
+settings.register_profile("dev", _COMMON, max_examples=60)
+settings.register_profile("ci", _COMMON, max_examples=400)
+settings.register_profile("deep", _COMMON, max_examples=5000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

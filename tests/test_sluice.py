@@ -22,6 +22,7 @@ from gateway.sluice import (
     Rule,
     SluiceConfig,
     Step,
+    compile_rule,
     moderate,
 )
 
@@ -316,6 +317,24 @@ def test_ignore_case_applies_to_its_own_rule_only() -> None:
     loud = Rule("loud", "secret", Action.REDACT, "<S>", ignore_case=True)
     quiet = Rule("quiet", "token", Action.REDACT, "<T>")
     assert tr(config(loud, quiet), "SeCrEt TOKEN token").text == "<S> TOKEN <T>"
+
+
+@pytest.mark.parametrize(
+    ("keyword", "text"),
+    [("secret", "a \u017fecret b"), ("secret", "a \u017fECRET b"), ("kelvin", "\u212aelvin")],
+    ids=["long-s", "long-s-upper", "kelvin-sign"],
+)
+def test_ignore_case_follows_regex_case_folding(keyword: str, text: str) -> None:
+    """Whatever the rule's regex matches under ignore-case, the sluice must act on.
+
+    ``regex`` folds U+017F (long s) onto ``s`` and U+212A (Kelvin) onto ``k``, so a
+    model can write either and the policy still applies. Fails today for long s: the
+    trigram pre-filter keys ignore-case rules by ``str.lower()``, which leaves U+017F
+    alone, so "ſecret" never asks the rule at all and passes unredacted.
+    """
+    rule = Rule("kw", keyword, Action.REDACT, "<K>", ignore_case=True)
+    assert compile_rule(rule).search(text), "premise: the rule's own regex matches"
+    assert "<K>" in tr(config(rule), text).text
 
 
 def test_validator_rejects_a_candidate_which_is_then_released() -> None:

@@ -93,6 +93,17 @@ async def send_json(request: web.Request, payload: dict[str, Any]) -> web.Stream
     body = orjson.dumps(payload)
     if fault is Fault.MALFORMED:
         body = body[: len(body) // 2]
+    pace = request[CONTROLS].pace
+    if pace:
+        # Two writes ``pace`` apart: a proxy must read the whole body, not one read.
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+        await asyncio.sleep(pace)
+        await response.write(body[len(body) // 2 :])
+        await response.write_eof()
+        return response
     # After an abort, preparing this fails with ConnectionError, which aiohttp expects.
     return web.Response(body=body, content_type="application/json")
 

@@ -114,10 +114,26 @@ def _reason(exc: BaseException) -> str:
     return "connection"
 
 
+async def read_bounded(resp: ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or ``None`` past ``limit`` bytes (``read(n)`` returns one read)."""
+    if resp.content_length is not None and resp.content_length > limit:
+        return None
+    body = bytearray()
+    async for chunk in resp.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 async def _relay_error(request: web.Request, resp: ClientResponse) -> web.Response:
     """Upstream said no: pass its status and error body back as they are."""
     request.app[METRICS].upstream_errors.labels(f"http_{resp.status // 100}xx").inc()
-    body = await resp.read()
+    body = await read_bounded(resp, request.app[SETTINGS].max_response_bytes)
+    if body is None:
+        return error_response(
+            resp.status, "The upstream error body is too large.", "upstream_error"
+        )
     return web.Response(
         status=resp.status, body=body, headers=client_response_headers(resp.headers, rewritten=True)
     )
@@ -130,9 +146,8 @@ async def _whole(
     policy: CompiledPolicy,
     reporter: Reporter,
 ) -> web.Response:
-    settings = request.app[SETTINGS]
-    raw = await resp.content.read(settings.max_response_bytes + 1)
-    if len(raw) > settings.max_response_bytes:
+    raw = await read_bounded(resp, request.app[SETTINGS].max_response_bytes)
+    if raw is None:
         return error_response(
             502, "The upstream response is too large to moderate.", "upstream_error"
         )

@@ -353,3 +353,12 @@ def test_request_id_and_metrics(stack: Stack) -> None:
     )
     assert "sluicegate_requests_total" in text
     assert SECRET not in text
+
+
+def test_whole_body_arriving_in_several_reads(stack: Stack) -> None:
+    out = stack.client().chat.completions.create(
+        model="demo-chat",
+        messages=[{"role": "user", "content": "x"}],
+        extra_headers=reply(f"slow {SECRET} body", pace_ms="50"),
+    )
+    assert out.choices[0].message.content == "slow [REDACTED] body"
