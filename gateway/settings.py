@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     policy: Path = DEFAULT_POLICY
     default_policy: str | None = None
 
+    selectable_policies: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        None,
+        description="Policy names clients may pick with X-Sluicegate-Policy; unset = any loaded.",
+    )
     policy_reload_seconds: float = Field(
         2.0, ge=0, description="How often policy files are checked for changes; 0 = never."
     )
@@ -58,11 +62,18 @@ class Settings(BaseSettings):
         0.03, ge=0, description="Seconds between demo-upstream events (human reading pace)."
     )
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "selectable_policies", mode="before")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
+        """Comma-separated; a variable that is set but lists nothing is a mistake.
+
+        An empty ``SLUICEGATE_API_KEYS`` must not quietly turn authentication off.
+        """
         if isinstance(value, str):
-            return tuple(k.strip() for k in value.split(",") if k.strip())
+            items = tuple(k.strip() for k in value.split(",") if k.strip())
+            if not items:
+                raise ValueError("is set but lists nothing; unset it instead")
+            return items
         return value
 
     @field_validator("upstream_url")

@@ -493,7 +493,7 @@ async def test_models(client: openai.AsyncOpenAI) -> None:
     ("method", "path", "data", "status"),
     [
         ("POST", "/v1/nowhere", b"{}", 404),
-        ("GET", "/v1/chat/completions", b"", 405),
+        ("PUT", "/v1/chat/completions", b"", 405),
         ("POST", "/v1/chat/completions", b'{"model": "demo-chat", "messages": [', 400),
         ("POST", "/v1/chat/completions", b'{"messages": [], "n": "two"}', 400),
     ],

@@ -37,13 +37,31 @@ SYSTEM_FINGERPRINT = "fp_sluicegate_demo"
 
 async def handle(request: web.Request) -> web.StreamResponse:
     body = json_body(request)
+    answer = _answer(request, body)
+    if get_bool(body, "stream"):
+        return await send_events(request, stream_events(answer))
+    return await send_json(request, completion(answer))
+
+
+async def retrieve(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/chat/completions/{id}``: a stored completion, as if created just now."""
+    return await send_json(request, completion(_answer(request, {})))
+
+
+async def list_stored(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/chat/completions``: the stored completions (one, scripted)."""
+    stored = completion(_answer(request, {}))
+    return await send_json(request, {"object": "list", "data": [stored], "has_more": False})
+
+
+def _answer(request: web.Request, body: dict[str, Any]) -> Answer:
     messages = [m for m in get_list(body, "messages") if isinstance(m, dict)]
     user_texts = [text_of(m.get("content")) for m in messages if m.get("role") == "user"]
     default = default_reply(
         user_texts[-1] if user_texts else "", first_function_name(get_list(body, "tools"))
     )
     top = get_int(body, "top_logprobs", 0, 0, MAX_TOP_LOGPROBS)
-    answer = Answer(
+    return Answer(
         sequence=request[SEQUENCE],
         created=int(request.app[CLOCK]()),
         model=get_str(body, "model", "demo-chat"),
@@ -53,9 +71,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
         include_usage=get_bool(get_dict(body, "stream_options"), "include_usage"),
         prompt_tokens=sum(count_tokens(text_of(m.get("content"))) for m in messages),
     )
-    if get_bool(body, "stream"):
-        return await send_events(request, stream_events(answer))
-    return await send_json(request, completion(answer))
 
 
 def stream_events(answer: Answer) -> list[Event]:

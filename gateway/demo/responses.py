@@ -42,10 +42,25 @@ LOGPROBS_INCLUDE = "message.output_text.logprobs"
 
 async def handle(request: web.Request) -> web.StreamResponse:
     body = json_body(request)
+    events, final = render(_answer(request, body), body)
+    if get_bool(body, "stream"):
+        return await send_events(request, events)
+    return await send_json(request, final)
+
+
+async def retrieve(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/responses/{id}[?stream=true]``: a stored response, replayed."""
+    events, final = render(_answer(request, {}), {})
+    if request.query.get("stream") == "true":
+        return await send_events(request, events)
+    return await send_json(request, final)
+
+
+def _answer(request: web.Request, body: dict[str, Any]) -> Answer:
     tools = get_list(body, "tools")
     user_texts, all_texts = _input_texts(body)
     top = get_int(body, "top_logprobs", 0, 0, MAX_TOP_LOGPROBS)
-    answer = Answer(
+    return Answer(
         sequence=request[SEQUENCE],
         created=int(request.app[CLOCK]()),
         model=get_str(body, "model", "demo-chat"),
@@ -57,10 +72,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
         include_usage=False,
         prompt_tokens=sum(map(count_tokens, all_texts)),
     )
-    events, final = render(answer, body)
-    if get_bool(body, "stream"):
-        return await send_events(request, events)
-    return await send_json(request, final)
 
 
 def render(answer: Answer, body: dict[str, Any]) -> tuple[list[Event], dict[str, Any]]:

@@ -23,6 +23,7 @@ from gateway.proxy.health import healthz, metrics, readyz
 from gateway.proxy.middleware import add_request_id, request_context
 from gateway.proxy.moderated import route_handler
 from gateway.proxy.passthrough import passthrough
+from gateway.proxy.retrieval import retrieval_handler
 from gateway.proxy.state import AUDIT, METRICS, POLICIES, SETTINGS, UPSTREAM, Upstream
 from gateway.settings import Settings
 
@@ -44,6 +45,13 @@ def create_app(settings: Settings, metrics_: Metrics | None = None) -> web.Appli
         # The route name is the bounded ``route`` metric label: chat_completions, ...
         name = path.removeprefix("/v1/").replace("/", "_")
         app.router.add_post(path, route_handler(adapter), name=name)
+    chat, responses = ADAPTERS["/v1/chat/completions"], ADAPTERS["/v1/responses"]
+    router = app.router
+    router.add_get("/v1/chat/completions", retrieval_handler(chat, True), name="stored_chat_list")
+    router.add_get("/v1/chat/completions/{id}", retrieval_handler(chat, False), name="stored_chat")
+    router.add_get(
+        "/v1/responses/{id}", retrieval_handler(responses, False), name="stored_response"
+    )
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics, name="metrics")

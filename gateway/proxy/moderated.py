@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -24,9 +25,11 @@ from gateway.proxy.errors import error_response
 from gateway.proxy.headers import POLICY, client_response_headers, upstream_request_headers
 from gateway.proxy.labels import route_label
 from gateway.proxy.state import AUDIT, METRICS, POLICIES, REQUEST_ID, SETTINGS, UPSTREAM
+from gateway.sluice import SluiceConfig
 from gateway.sse import SSEDecoder, SSEError, encode_comment, encode_event
 
 log = logging.getLogger("sluicegate.proxy")
+Moderate = Callable[[dict[str, Any], SluiceConfig, HitLog], dict[str, Any]]
 
 
 class Reporter:
@@ -53,15 +56,24 @@ def route_handler(adapter: ApiAdapter) -> Any:
     return handle
 
 
-async def _handle(request: web.Request, adapter: ApiAdapter) -> web.StreamResponse:
+def select_policy(request: web.Request) -> CompiledPolicy | web.Response:
+    """The policy the request names (or the default), or the 400 to answer with."""
     policies = request.app[POLICIES]
     name = request.headers.get(POLICY)
-    policy = policies.get(name)
+    allowed = request.app[SETTINGS].selectable_policies
+    policy = policies.get(name) if name is None or allowed is None or name in allowed else None
     if policy is None:
-        known = ", ".join(sorted(policies.policies))
+        known = ", ".join(sorted(allowed if allowed is not None else policies.policies))
         return error_response(
-            400, f"unknown policy {name!r}; loaded: {known}", code="unknown_policy", param=POLICY
+            400, f"unknown policy {name!r}; available: {known}", code="unknown_policy", param=POLICY
         )
+    return policy
+
+
+async def _handle(request: web.Request, adapter: ApiAdapter) -> web.StreamResponse:
+    policy = select_policy(request)
+    if isinstance(policy, web.Response):
+        return policy
     try:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
@@ -79,29 +91,41 @@ async def _handle(request: web.Request, adapter: ApiAdapter) -> web.StreamRespon
             code="content_policy_violation",
             param=verdict.blocked.param,
         )
-    data = orjson.dumps(verdict.body)
-    upstream = request.app[UPSTREAM]
-    headers = upstream_request_headers(request.headers, _upstream_key(request))
+    headers = upstream_request_headers(request.headers, upstream_key(request))
     headers["Content-Type"] = "application/json"
-    metrics = request.app[METRICS]
+    stream = body.get("stream") is True
+    call = {"method": "POST", "data": orjson.dumps(verdict.body), "headers": headers}
+    return await relay(request, call, adapter.moderate_response, adapter, body, policy, stream)
+
+
+async def relay(
+    request: web.Request,
+    call: dict[str, Any],
+    moderate: Moderate,
+    adapter: ApiAdapter,
+    body: dict[str, Any],
+    policy: CompiledPolicy,
+    stream: bool,
+) -> web.StreamResponse:
+    """Send ``call`` upstream and moderate the answer, streamed or whole."""
+    upstream = request.app[UPSTREAM]
+    reporter = Reporter(request, policy)
     try:
-        async with upstream.session.post(
-            upstream.url(request.path), data=data, headers=headers
-        ) as resp:
+        async with upstream.session.request(url=upstream.url(request.path), **call) as resp:
             if resp.status >= 400:
                 return await _relay_error(request, resp)
-            if body.get("stream") is True and resp.content_type == "text/event-stream":
+            if stream and resp.content_type == "text/event-stream":
                 return await _stream(request, resp, adapter.stream(body, policy.output), reporter)
-            return await _whole(request, resp, adapter, policy, reporter)
+            return await _whole(request, resp, moderate, policy, reporter)
     except (ClientError, TimeoutError) as exc:
-        metrics.upstream_errors.labels(_reason(exc)).inc()
+        request.app[METRICS].upstream_errors.labels(_reason(exc)).inc()
         log.warning("upstream request failed: %s", type(exc).__name__)
         return error_response(
             502, "The upstream API could not be reached.", "upstream_error", "upstream_unavailable"
         )
 
 
-def _upstream_key(request: web.Request) -> str | None:
+def upstream_key(request: web.Request) -> str | None:
     key = request.app[SETTINGS].upstream_api_key
     return key.get_secret_value() if key is not None else None
 
@@ -142,7 +166,7 @@ async def _relay_error(request: web.Request, resp: ClientResponse) -> web.Respon
 async def _whole(
     request: web.Request,
     resp: ClientResponse,
-    adapter: ApiAdapter,
+    moderate: Moderate,
     policy: CompiledPolicy,
     reporter: Reporter,
 ) -> web.Response:
@@ -159,7 +183,7 @@ async def _whole(
     if not isinstance(body, dict):
         return error_response(502, "The upstream response is not a JSON object.", "upstream_error")
     hits = HitLog()
-    moderated = adapter.moderate_response(body, policy.output, hits)
+    moderated = moderate(body, policy.output, hits)
     reporter.report(hits, Direction.OUTPUT)
     headers = client_response_headers(resp.headers, rewritten=True)
     headers["Content-Type"] = "application/json"

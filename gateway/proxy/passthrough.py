@@ -7,6 +7,7 @@ handed to the client session as a stream and the response is relayed chunk by ch
 from __future__ import annotations
 
 import logging
+from urllib.parse import unquote
 
 from aiohttp import ClientError, web
 
@@ -18,7 +19,25 @@ log = logging.getLogger("sluicegate.proxy")
 _CHUNK = 64 * 1024
 
 
+def canonical(raw_path: str) -> bool:
+    """Is the path exactly what an upstream will route on?
+
+    ``/v1/chat%2Fcompletions``, ``/v1/x/../chat/completions``, ``//`` or a trailing
+    slash miss the moderated routes here, yet many upstreams normalise them back onto
+    ``/v1/chat/completions``: relayed unchanged they would bypass every rule.
+    """
+    lowered = raw_path.lower()
+    if "%2f" in lowered or "%5c" in lowered or "\\" in raw_path or "//" in raw_path:
+        return False
+    segments = unquote(raw_path).split("/")
+    return raw_path == "/" or (segments[-1] != "" and not {".", ".."} & set(segments))
+
+
 async def passthrough(request: web.Request) -> web.StreamResponse:
+    if not canonical(request.rel_url.raw_path):
+        return error_response(
+            400, "The request path is not in canonical form.", code="invalid_path"
+        )
     upstream = request.app[UPSTREAM]
     key = request.app[SETTINGS].upstream_api_key
     headers = upstream_request_headers(
@@ -28,11 +47,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     out: web.StreamResponse | None = None
     try:
         async with upstream.session.request(
-            request.method,
-            upstream.url(request.path),
-            params=request.query,
-            data=body,
-            headers=headers,
+            request.method, upstream.raw_url(request.rel_url), data=body, headers=headers
         ) as resp:
             out = web.StreamResponse(
                 status=resp.status,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import ClientSession, web
+from yarl import URL
 
 from gateway.metrics import Metrics
 from gateway.policy.store import PolicyStore
@@ -20,6 +21,11 @@ class Upstream:
     def url(self, v1_tail: str) -> str:
         """``/v1/chat/completions`` -> ``<base>/chat/completions``."""
         return self.base_url + v1_tail.removeprefix("/v1")
+
+    def raw_url(self, incoming: URL) -> URL:
+        """The same, keeping the client's encoding and query byte for byte."""
+        query = f"?{incoming.raw_query_string}" if incoming.raw_query_string else ""
+        return URL(self.url(incoming.raw_path) + query, encoded=True)
 
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -185,3 +185,83 @@ def test_no_secret_or_text_in_metrics(stack: Stack) -> None:
 
 def _quote_keys(labels: str) -> str:
     return ",".join(f'"{k}":{v}' for k, v in (pair.split("=", 1) for pair in labels.split(",")))
+
+
+def _raw_post(stack: Stack, target: str) -> tuple[int, bytes]:
+    """One HTTP/1.1 request with the path exactly as given (clients would normalise it)."""
+    host, port = stack.gateway_url.removeprefix("http://").split("/")[0].split(":")
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}).encode()
+    head = (
+        f"POST {target} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"X-Demo-Reply: {json.dumps(f'k {SECRET}')}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(head + body)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v1/chat%2Fcompletions",
+        "/v1/x/../chat/completions",
+        "/v1/x/%2e%2e/chat/completions",
+        "/v1//chat/completions",
+        "/v1/chat/completions/",
+    ],
+)
+def test_non_canonical_paths_cannot_bypass_moderation(stack: Stack, target: str) -> None:
+    before = len(stack.demo_state.requests)
+    status, raw = _raw_post(stack, target)
+    assert status == 400
+    assert SECRET.encode() not in raw
+    assert len(stack.demo_state.requests) == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/chat/completions/chatcmpl-1",
+        "/chat/completions",
+        "/responses/resp_1",
+        "/responses/resp_1?stream=true",
+    ],
+)
+def test_stored_objects_are_moderated_when_read_back(stack: Stack, path: str) -> None:
+    """Stored answers come back through the same rules (upstream returns them raw)."""
+    headers = reply(f"k {SECRET} v")
+    assert SECRET in httpx.get(f"{stack.demo_url}{path}", headers=headers).text
+    response = httpx.get(f"{stack.gateway_url}{path}", headers=headers)
+    assert response.status_code == 200
+    assert SECRET not in response.text
+    assert "[REDACTED]" in response.text
+
+
+def test_policy_choice_can_be_restricted(tmp_path_factory: pytest.TempPathFactory) -> None:
+    for restricted in run_stack(
+        lambda upstream: Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            upstream_url=upstream,
+            policy=POLICIES,
+            default_policy="test",
+            selectable_policies="test",
+            policy_reload_seconds=0,
+        )
+    ):
+        with pytest.raises(openai.BadRequestError) as info:
+            restricted.client().chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": "x"}],
+                extra_headers={"X-Sluicegate-Policy": "notice"},
+            )
+        assert info.value.code == "unknown_policy"
+
+
+def test_empty_api_keys_setting_is_rejected() -> None:
+    with pytest.raises(ValueError, match="lists nothing"):
+        Settings(_env_file=None, api_keys=" , ")  # type: ignore[call-arg]
