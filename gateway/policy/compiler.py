@@ -142,7 +142,7 @@ def _compile_rule(
     )
     try:
         compiled = compile_rule(rule)
-    except regex.error as exc:
+    except (regex.error, RecursionError, OverflowError, ValueError) as exc:
         problems.append(source.problem(where, f"bad regex: {exc}"))
         return None
     errors = pattern_errors(pattern, compiled)

@@ -106,8 +106,13 @@ async def _watch(app: web.Application, interval: float) -> None:
     store, metrics = app[POLICIES], app[METRICS]
     while True:
         await asyncio.sleep(interval)
-        if store.changed():
-            reload_policies(store, metrics)
+        try:
+            if store.changed():
+                reload_policies(store, metrics)
+        except Exception:  # the watcher must outlive any one bad edit or filesystem race
+            log.exception("policy reload failed; keeping the last good policies")
+            metrics.policy_reloads.labels("failure").inc()
+            store.mark_seen()
 
 
 def reload_policies(store: PolicyStore, metrics: Metrics) -> bool:

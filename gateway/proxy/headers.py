@@ -20,8 +20,9 @@ HOP_BY_HOP = frozenset(
 REQUEST_ID = "X-Sluicegate-Request-Id"
 POLICY = "X-Sluicegate-Policy"
 _OWN_PREFIX = "x-sluicegate-"
-# Recomputed or owned by the client library on each hop, never copied.
-_REQUEST_DROP = frozenset({"host", "content-length", "accept-encoding"})
+# Recomputed or owned by the client library on each hop, never copied. aiohttp's server
+# decompresses a gzip request body, so its Content-Encoding no longer describes it.
+_REQUEST_DROP = frozenset({"host", "content-length", "accept-encoding", "content-encoding"})
 _REWRITTEN_DROP = frozenset({"content-length", "content-encoding", "etag", "content-md5"})
 
 

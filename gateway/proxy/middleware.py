@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -33,7 +34,14 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response = _authenticate(request, label) or await handler(request)
         status = response.status
     except web.HTTPException as exc:
+        if exc.status < 400:
+            status = exc.status
+            raise
+        # aiohttp's own 404, 405 and 413 are plain text; SDKs expect the OpenAI body.
+        response = error_response(exc.status, exc.reason, code=exc.reason.lower().replace(" ", "_"))
         status = exc.status
+    except asyncio.CancelledError:
+        status = 499  # the client closed the connection (nginx's convention)
         raise
     finally:
         metrics.requests.labels(label, str(status)).inc()

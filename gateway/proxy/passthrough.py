@@ -44,6 +44,13 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         request.headers, key.get_secret_value() if key is not None else None
     )
     body = request.content if request.body_exists else None
+    if (
+        body is not None
+        and request.content_length is not None
+        and "content-encoding" not in request.headers
+    ):
+        # Streamed unchanged: keep the length, some upstreams refuse chunked uploads (411).
+        headers["Content-Length"] = str(request.content_length)
     out: web.StreamResponse | None = None
     try:
         async with upstream.session.request(

@@ -6,7 +6,9 @@ Used for conservative static facts only (FIRST sets, lint): ``regex``-only synta
 
 from __future__ import annotations
 
+import re._constants as sre_c
 import re._parser as sre_p
+import warnings
 from typing import Any, TypeAlias
 
 # re._parser has no type stubs; its SubPattern is a list of (opcode, argument) pairs.
@@ -14,10 +16,28 @@ SubPattern: TypeAlias = Any
 
 
 def parse_tree(pattern: str) -> SubPattern | None:
+    """``None`` also where ``re`` reads the pattern differently from ``regex``.
+
+    ``re`` warns on ``[[:digit:]]`` (a POSIX class to ``regex``) and takes ``{e<=1}``
+    (fuzzy matching to ``regex``) as literal text; trusting either reading would skip a
+    rule that can match.
+    """
     try:
-        return sre_p.parse(pattern)
-    except Exception:  # regex-only syntax, or not a pattern at all
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            tree = sre_p.parse(pattern)
+    except Exception:  # regex-only syntax, a warning, or not a pattern at all
         return None
+    return None if _has_literal_brace(tree) else tree
+
+
+def _has_literal_brace(tree: SubPattern) -> bool:
+    for op, av in tree:
+        if op is sre_c.LITERAL and av == ord("{"):
+            return True
+        if any(_has_literal_brace(child) for child in children(av)):
+            return True
+    return False
 
 
 def children(av: Any) -> list[SubPattern]:

@@ -265,3 +265,28 @@ def test_policy_choice_can_be_restricted(tmp_path_factory: pytest.TempPathFactor
 def test_empty_api_keys_setting_is_rejected() -> None:
     with pytest.raises(ValueError, match="lists nothing"):
         Settings(_env_file=None, api_keys=" , ")  # type: ignore[call-arg]
+
+
+def test_gateway_errors_use_the_openai_format(stack: Stack) -> None:
+    root = stack.gateway_url.removesuffix("/v1")
+    missing = httpx.get(f"{root}/nowhere")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    too_big = httpx.post(
+        f"{stack.gateway_url}/chat/completions",
+        content=b"x" * (stack.settings.max_request_bytes + 1),
+        headers={"Content-Type": "application/json"},
+    )
+    assert too_big.status_code == 413
+    assert too_big.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_passthrough_keeps_upload_length(stack: Stack) -> None:
+    payload = b"y" * 200_000
+    httpx.post(
+        f"{stack.gateway_url}/files", content=payload, headers={"Content-Type": "text/plain"}
+    )
+    received = stack.demo_state.requests[-1]
+    assert received.headers["Content-Length"] == str(len(payload))
+    assert "Transfer-Encoding" not in received.headers
+    assert received.raw_body == payload
