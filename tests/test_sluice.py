@@ -459,3 +459,13 @@ def test_moderate_equals_feed_then_finish() -> None:
     text = "a sk-abcdefgh1 b project nightingale c"
     whole = moderate(cfg, text)
     assert (whole.text, whole.cut, whole.notice) == ("a [KEY] b !", True, "!")
+
+
+def test_allow_gives_up_only_on_the_overlong_match() -> None:
+    """One unclosed match that outgrows the hold must not switch the other rules off."""
+    unclosed = Rule("ang", r"<<[^>]*>>", Action.REDACT, "[A]")
+    key = Rule("key", r"sk-[a-z0-9]{8,}", Action.REDACT, "[K]")
+    cfg = SluiceConfig(Matcher([unclosed, key], 0.1), Matcher([], 0.1), 32, fail_closed=False)
+    got = tr(cfg, "see << sk-abcdefgh12 " + "x" * 40 + " done")
+    assert got.text == "see << [K] " + "x" * 40 + " done"
+    assert [h[0] for h in got.hits] == ["key", "sluice.hold_limit"]

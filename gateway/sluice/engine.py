@@ -180,18 +180,21 @@ class Sluice:
     def _evaluate(self, *, final: bool) -> None:
         text, base = self._text, self._base
         size = len(text)
-        scan = self._enforce.scan(text, base, size, final)
-        for found in scan.found:
-            self._release_to(found.start)
-            self._redact(found)
-        if scan.block is not None:
-            self._cut(scan.block.start, self._hit(scan.block, Action.BLOCK))
-        elif scan.timed_out:
-            self._fail(scan.hold, size, Reason.ERROR)
-        elif not final and size - scan.hold > self._cfg.max_hold:
-            self._fail(scan.hold, size, Reason.HOLD_LIMIT)
-        else:
-            self._release_to(scan.hold)
+        while True:
+            scan = self._enforce.scan(text, base, size, final)
+            for found in scan.found:
+                self._release_to(found.start)
+                self._redact(found)
+            if scan.block is not None:
+                self._cut(scan.block.start, self._hit(scan.block, Action.BLOCK))
+            elif scan.timed_out:
+                self._fail(scan.hold, size, Reason.ERROR)
+            elif not final and size - scan.hold > self._cfg.max_hold:
+                if self._fail(scan.hold, size, Reason.HOLD_LIMIT):
+                    continue  # scan what follows the given-up start again, every rule
+            else:
+                self._release_to(scan.hold)
+            break
         if not self._done:
             self._observe_released(final)
         self._trim()
@@ -214,16 +217,29 @@ class Sluice:
         base = self._base
         return Hit(found.rule.id, action, base + found.start, base + found.end)
 
-    def _fail(self, index: int, size: int, reason: Reason) -> None:
-        """A scan error or an over-long hold: ``on_error`` says cut or let it through."""
+    def _fail(self, index: int, size: int, reason: Reason) -> bool:
+        """A scan error or an over-long hold: ``on_error`` says cut or let it through.
+
+        Letting an over-long hold through gives up only on the match in progress: its
+        first character is released and everything after it is scanned again by every
+        rule, so one unclosed ``-----BEGIN`` cannot switch the other rules off. A scan
+        error leaves nothing to trust in the buffer, so ``allow`` releases it all.
+        Returns whether the caller should scan again.
+        """
         base = self._base
         rule = HOLD_LIMIT_RULE if reason is Reason.HOLD_LIMIT else ERROR_RULE
         if self._cfg.fail_closed:
             self._cut(index, Hit(rule, Action.BLOCK, base + index, base + size, reason))
-        else:
-            self._hits.append(Hit(rule, Action.FLAG, base + index, base + size, reason))
-            self._release_to(size)
-            self._enforce.active = frozenset()  # what was in progress is given up
+            return False
+        self._hits.append(Hit(rule, Action.FLAG, base + index, base + size, reason))
+        lane = self._enforce
+        if reason is Reason.HOLD_LIMIT:
+            self._release_to(index + 1)
+            lane.seen, lane.active = lane.cursor, frozenset()
+            return True
+        self._release_to(size)
+        lane.active = frozenset()
+        return False
 
     def _cut(self, index: int, hit: Hit) -> None:
         """End the channel at ``index``: nothing from there on is ever released."""
