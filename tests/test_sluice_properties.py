@@ -392,7 +392,8 @@ def reference_scan(rules: Sequence[Rule], text: str, *, stop_at_block: bool) -> 
             pos += 1
             continue
         end, strength, r = best
-        intended = strength if r.action is Action.FLAG else None  # flags say what they meant
+        # Flags say what they meant only where it differs (a shadow redact or block).
+        intended = strength if r.action is Action.FLAG and strength is not Action.FLAG else None
         hits.append(Hit(r.id, r.action, pos, end, intended=intended))
         if stop_at_block and strength is Action.BLOCK:
             break

@@ -109,6 +109,11 @@ class _Lane:
             pos = result.hold = nxt.end
 
 
+def _differing(intended: Action) -> Action | None:
+    """``Hit.intended`` is set only where it differs from the flag that was recorded."""
+    return None if intended is Action.FLAG else intended
+
+
 class Sluice:
     """Moderates one text channel. Pure and synchronous; not thread-safe."""
 
@@ -276,13 +281,15 @@ class Sluice:
         for found in scan.found:
             start, end = base + found.start, base + found.end
             self._hits.append(
-                Hit(found.rule.id, Action.FLAG, start, end, intended=found.rule.strength)
+                Hit(
+                    found.rule.id, Action.FLAG, start, end, intended=_differing(found.rule.strength)
+                )
             )
         hold = scan.hold
         if scan.timed_out or (not final and view - hold > self._cfg.max_hold):
             reason = Reason.ERROR if scan.timed_out else Reason.HOLD_LIMIT
             rule = ERROR_RULE if scan.timed_out else HOLD_LIMIT_RULE
-            intended = Action.BLOCK if self._cfg.fail_closed else Action.FLAG
+            intended = Action.BLOCK if self._cfg.fail_closed else None
             self._hits.append(Hit(rule, Action.FLAG, base + hold, base + view, reason, intended))
             hold = view
             lane.active = frozenset()

@@ -60,7 +60,11 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A decided hit: the span ``[start, end)`` of the channel's input text."""
+    """A decided hit: the span ``[start, end)`` of the channel's input text.
+
+    ``intended`` is what the policy asked for where it differs from ``action``: a shadow
+    policy's redact or block recorded as a flag. ``None`` means "as ``action`` says".
+    """
 
     rule_id: str
     action: Action
