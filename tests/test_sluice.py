@@ -25,6 +25,7 @@ from gateway.sluice import (
     compile_rule,
     moderate,
 )
+from gateway.sluice.starts import context_literals
 
 TIMEOUT = 1.0
 
@@ -469,3 +470,18 @@ def test_allow_gives_up_only_on_the_overlong_match() -> None:
     got = tr(cfg, "see << sk-abcdefgh12 " + "x" * 40 + " done")
     assert got.text == "see << [K] " + "x" * 40 + " done"
     assert [h[0] for h in got.hits] == ["key", "sluice.hold_limit"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["secret = hunter2hunter2 ok", "Token:   hunter2hunter2", "ſECRET=hunter2hunter2 " * 2],
+)
+def test_look_behind_words_arm_a_rule_whenever_they_precede(text: str) -> None:
+    """A rule that must follow certain words is skipped until one is in the buffer,
+    however the words and the value are split across feeds."""
+    pattern = r"(?<=(?i:secret|token)\s{0,3}[:=]\s{0,3})\w{8,}"
+    assert context_literals(pattern) == {"secret", "token"}, "premise: the rule is armed by words"
+    rule = Rule("pw", pattern, Action.REDACT, "<P>")
+    got = tr(config(rule), text)
+    assert "hunter2" not in got.text
+    assert "<P>" in got.text

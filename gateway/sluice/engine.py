@@ -75,7 +75,7 @@ class _Lane:
         """Decide every hit no continuation can change, left to right, up to ``limit``."""
         pos = self.cursor - base
         fresh = text[max(self.seen - base, 0) :]
-        rules = self.matcher.candidates(fresh, self.active)
+        rules = self.matcher.candidates(fresh, self.active, text)
         self.seen = base + len(text)
         result = _Scan(hold=pos)
         if not rules:
@@ -155,8 +155,12 @@ class Sluice:
         while delta and not self._done:
             end = self._base + len(self._text)
             room = self._enforce.cursor + max_hold + 1 - end
-            take, delta = delta[:room], delta[room:]
-            self._text += take
+            if room >= len(delta):
+                self._text += delta
+                delta = ""
+            else:
+                self._text += delta[:room]
+                delta = delta[room:]
             self._evaluate(final=False)
         return self._step()
 
@@ -296,8 +300,12 @@ class Sluice:
         lane.cursor = base + hold
 
     def _trim(self) -> None:
-        """Forget text that no lane will scan again, keeping look-behind context."""
+        """Forget text that no lane will scan again, keeping look-behind context.
+
+        Trimmed only once a whole context's worth can go, so the copy is amortised
+        instead of paid on every feed.
+        """
         keep_from = min(self._enforce.cursor, self._observe.cursor) - CONTEXT_CHARS - self._base
-        if keep_from > 0:
+        if keep_from >= CONTEXT_CHARS:
             self._text = self._text[keep_from:]
             self._base += keep_from

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import regex
 
 from gateway.sluice.boundaries import spell_out_boundaries
-from gateway.sluice.starts import GRAM, first_class, literal_prefixes
+from gateway.sluice.starts import GRAM, context_literals, first_class, literal_prefixes
 from gateway.sluice.types import Rule
 
 _START_CACHE_LIMIT = 8192  # distinct characters and short deltas remembered per matcher
@@ -117,6 +117,8 @@ class Matcher:
 
     __slots__ = (
         "_always",
+        "_context_rules",
+        "_context_words",
         "_deltas",
         "_firsts",
         "_grams",
@@ -143,17 +145,35 @@ class Matcher:
             for i, first in enumerate(self._firsts)
             if first is None and i not in self._grams.rules
         )
+        self._context_words: dict[int, frozenset[str]] = {}
+        for index, rule in enumerate(self.rules):
+            words = context_literals(rule.pattern)
+            if words:
+                self._context_words[index] = words
+        self._context_rules = frozenset(self._context_words)
         self._starts: dict[str, frozenset[int]] = {}  # per character
         self._deltas: dict[str, frozenset[int]] = {}  # per short delta
 
     def __bool__(self) -> bool:
         return bool(self.rules)
 
-    def candidates(self, fresh: str, active: frozenset[int]) -> frozenset[int]:
+    def candidates(self, fresh: str, active: frozenset[int], buffer: str) -> frozenset[int]:
         """Rules that could match given the text that just arrived.
 
+        ``buffer`` is all the text a regex call would see: a rule whose matches must
+        follow certain words (its look-behind) waits until one of them is in it.
         Deltas repeat (tokens), so the answer per short delta is remembered too.
         """
+        known = self._by_delta(fresh)
+        waiting = (known & self._context_rules) - active
+        if waiting:
+            folded = buffer.casefold()
+            known = known - {
+                i for i in waiting if not any(w in folded for w in self._context_words[i])
+            }
+        return known | active if active else known
+
+    def _by_delta(self, fresh: str) -> frozenset[int]:
         known = self._deltas.get(fresh)
         if known is None:
             known = self._always | self._grams.lookup(fresh)
@@ -161,7 +181,7 @@ class Matcher:
                 known = known | self._starts_with(char)
             if len(fresh) <= _CACHED_DELTA_LEN and len(self._deltas) < _START_CACHE_LIMIT:
                 self._deltas[fresh] = known
-        return known | active if active else known
+        return known
 
     def _starts_with(self, char: str) -> frozenset[int]:
         known = self._starts.get(char)

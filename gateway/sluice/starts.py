@@ -183,3 +183,60 @@ def _grow(prefixes: set[str], sequence: list[tuple[Any, Any]]) -> tuple[set[str]
 
 def _add(prefix: str, char: str) -> str:
     return prefix + char if len(prefix) < GRAM else prefix
+
+
+def context_literals(pattern: str) -> frozenset[str] | None:
+    """Case-folded words one of which must stand just before any match, or ``None``.
+
+    ``aws_secret_key`` begins with a look-behind for ``aws…secret…key =``: any character
+    may begin the value, so FIRST sets keep the rule busy on every feed, yet it cannot
+    match unless "aws" or "secret" was written in the last few hundred characters.
+    Read from a leading positive look-behind (or a group whose every branch starts with
+    one); ``None`` when there is none or its words are not pinned down.
+    """
+    tree = parse_tree(pattern)
+    if tree is None:
+        return None
+    for op, av in tree:
+        grouped = op is sre_c.SUBPATTERN or op is sre_c.BRANCH
+        if op not in _ZERO_WIDTH and not grouped:
+            return None
+        words = _behind_words(op, av)
+        if words:
+            return frozenset(w.casefold() for w in words)
+        if grouped:
+            return None
+    return None
+
+
+def _behind_words(op: Any, av: Any) -> set[str] | None:
+    if op is sre_c.ASSERT and av[0] == -1:
+        return _required_words(list(av[1]))
+    if op is sre_c.BRANCH:
+        found = [_first_behind(list(b)) for b in av[1]]
+        return set().union(*found) if found and all(found) else None  # type: ignore[arg-type]
+    if op is sre_c.SUBPATTERN:
+        return _first_behind(list(av[3]))
+    return None
+
+
+def _first_behind(sequence: list[tuple[Any, Any]]) -> set[str] | None:
+    return _behind_words(*sequence[0]) if sequence else None
+
+
+def _required_words(sequence: list[tuple[Any, Any]]) -> set[str] | None:
+    """A set of literal runs (3+ characters) one of which every match of ``sequence`` contains."""
+    run = ""
+    for op, av in sequence:
+        if op is sre_c.LITERAL:
+            run += chr(av)
+            continue
+        if len(run) >= GRAM:
+            return {run}
+        run = ""
+        if op is sre_c.SUBPATTERN or op is sre_c.BRANCH:
+            branches = [list(av[3])] if op is sre_c.SUBPATTERN else [list(b) for b in av[1]]
+            found = [_required_words(b) for b in branches]
+            if all(found):
+                return set().union(*found)  # type: ignore[arg-type]
+    return {run} if len(run) >= GRAM else None
