@@ -102,7 +102,7 @@ def test_replacement_on_a_non_redact_rule() -> None:
     text = HEAD + "  - id: r1\n    match: {regex: abc}\n    action: block\n    replacement: x\n"
     p = only(text)
     assert p.rule_id == "r1"
-    assert 4 <= p.line <= 7, "the error must point into the rule"
+    assert (p.line, p.column) == (7, 5), "the error points at the replacement key"
     assert "replacement is only allowed when action is redact" in p.message
 
 
@@ -383,3 +383,10 @@ def test_bundled_directory_loads_whole() -> None:
     loaded = load_paths([BUNDLED_DIR])
     assert "default" in loaded
     assert len(loaded) == len(BUNDLED)
+
+
+def test_verbose_pattern_with_a_trailing_comment_loads_and_matches() -> None:
+    compiled = load(
+        HEAD + "  - id: v\n    match: {regex: '(?x) sk- [a-z]{4,}  # a key'}\n    action: redact\n"
+    )
+    assert moderate(compiled.output, "a sk-abcdef b").text == "a [REDACTED] b"

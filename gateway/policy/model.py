@@ -10,7 +10,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gateway.detectors import detector_options_schema
 
@@ -140,15 +147,23 @@ class PolicyRule(_Strict):
     )
     examples: Examples = Field(default_factory=Examples)
 
-    @model_validator(mode="after")
-    def _replacement_needs_redact(self) -> PolicyRule:
-        if self.replacement is not None and self.action is not RuleAction.REDACT:
+    @field_validator("replacement")
+    @classmethod
+    def _replacement_needs_redact(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A field validator, so the error points at the ``replacement:`` line."""
+        action = info.data.get("action")
+        if value is not None and action is not None and action is not RuleAction.REDACT:
             raise ValueError(
-                f"replacement is only allowed when action is redact (action is {self.action})"
+                f"replacement is only allowed when action is redact (action is {action})"
             )
-        if len(set(self.scope)) != len(self.scope):
+        return value
+
+    @field_validator("scope")
+    @classmethod
+    def _scope_unique(cls, value: list[Direction]) -> list[Direction]:
+        if len(set(value)) != len(value):
             raise ValueError("scope lists a direction twice")
-        return self
+        return value
 
     @property
     def rendered_replacement(self) -> str:

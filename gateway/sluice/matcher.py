@@ -109,6 +109,8 @@ def compile_rule(rule: Rule) -> regex.Pattern[str]:
 
 def _scoped(rule: Rule) -> str:
     pattern = spell_out_boundaries(rule.pattern)
+    if regex.compile(rule.pattern).flags & regex.VERBOSE:
+        pattern += "\n"  # a trailing ``# comment`` must not swallow the closing paren
     return f"(?i:{pattern})" if rule.ignore_case else f"(?:{pattern})"
 
 
