@@ -1,8 +1,10 @@
-"""What the pure adapter tests share: one small rule set and its names."""
+"""What the pure adapter tests share: one small rule set, and a way to read output."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from typing import Any
 
 from gateway.sluice import Action, Matcher, Rule, SluiceConfig
 
@@ -18,3 +20,19 @@ CFG = SluiceConfig(
 )
 NOTICE = dataclasses.replace(CFG, cutoff_notice=" [cut off]")
 SECRET = "sk-AB12CD34EF"
+
+
+def every_string(value: Any) -> Iterator[str]:
+    """Every string the client can read, logprob ``bytes`` decoded too."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            if k == "bytes" and isinstance(v, list):
+                yield bytes(v).decode("utf-8", "replace")
+            else:
+                yield from every_string(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from every_string(v)

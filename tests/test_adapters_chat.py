@@ -10,7 +10,7 @@ import codecs
 import dataclasses
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx2
@@ -30,7 +30,7 @@ from gateway.adapters.chat_completions import moderate_response, request_fields
 from gateway.adapters.inputs import moderate_request
 from gateway.sluice import Action, Matcher, Rule, SluiceConfig, moderate
 from gateway.sse import encode_event
-from tests.adapter_support import CFG, NOTICE, SECRET
+from tests.adapter_support import CFG, NOTICE, SECRET, every_string
 
 ADAPTER = ADAPTERS["/v1/chat/completions"]
 # Text that no rule can start on: no "s" (sk-) and no "n" (nightingale).
@@ -145,22 +145,6 @@ def logprob_tokens(out: Sequence[OutEvent], index: int = 0, key: str = "content"
         if e["index"] == index and isinstance(e.get("logprobs"), dict)
         for t in e["logprobs"].get(key) or []
     ]
-
-
-def every_string(value: Any) -> Iterator[str]:
-    """Every string the client can read, logprob ``bytes`` decoded too."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield k
-            if k == "bytes" and isinstance(v, list):
-                yield bytes(v).decode("utf-8", "replace")
-            else:
-                yield from every_string(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from every_string(v)
 
 
 def visible(out: Sequence[OutEvent]) -> str:

@@ -8,7 +8,7 @@ done events, completed) and every output is replayed through the Python SDK's ow
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx2
@@ -27,7 +27,7 @@ from gateway.adapters.base import HitLog, OutEvent, StreamModerator
 from gateway.adapters.responses import moderate_response, request_fields
 from gateway.sluice import SluiceConfig, moderate
 from gateway.sse import encode_event
-from tests.adapter_support import CFG, NOTICE, SECRET
+from tests.adapter_support import CFG, NOTICE, SECRET, every_string
 
 ADAPTER = ADAPTERS["/v1/responses"]
 SAFE = st.text(alphabet="abcdefghijklmopqrtuvwxyz ,.!é😀\n", max_size=40)
@@ -259,18 +259,6 @@ def of_type(out: Sequence[OutEvent], type_: str) -> list[dict[str, Any]]:
 
 def deltas(out: Sequence[OutEvent], type_: str = "response.output_text.delta") -> str:
     return "".join(e["delta"] for e in of_type(out, type_))
-
-
-def every_string(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield k
-            yield from every_string(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from every_string(v)
 
 
 def visible(out: Sequence[OutEvent]) -> str:
