@@ -21,7 +21,7 @@ from gateway.policy import (
     load_paths,
     policy_json_schema,
 )
-from gateway.policy.testing import run_policy_tests
+from gateway.policy.selftest import run_policy_tests
 from gateway.sluice import Action, moderate
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2

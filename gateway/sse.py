@@ -9,8 +9,8 @@ events, half an event, half a CRLF or half a UTF-8 character.
 Reading follows the WHATWG EventSource parser, hardened for a proxy: bad
 UTF-8 is an error rather than U+FFFD (a proxy must not guess what upstream
 meant), and an event larger than ``max_event_bytes`` is an error rather than
-unbounded memory. Writing emits only what every OpenAI SDK accepts (WIRE.md
-section 1): never ``id:`` or ``retry:``, never an event without data.
+unbounded memory. Writing emits only what every OpenAI SDK accepts (docs/wire.md,
+"SSE framing"): never ``id:`` or ``retry:``, never an event without data.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class SSEEvent:
 
     ``id`` is WHATWG's last event ID: it persists across events until another
     ``id:`` line changes it. It is read but never relayed, since after any
-    ``id:`` our keep-alives would break the Python SDK (WIRE.md section 1).
+    ``id:`` our keep-alives would break the Python SDK (docs/wire.md, "Keep-alives").
     """
 
     data: str
@@ -135,7 +135,7 @@ class SSEDecoder:
         for raw in lines:
             if not raw:
                 # An event without data is dropped, not dispatched: both SDKs
-                # crash on an empty event (WIRE.md section 1).
+                # crash on an empty event (docs/wire.md, "SSE framing").
                 if data:
                     events.append(SSEEvent("\n".join(data), event, last_id))
                     data = []
@@ -206,8 +206,8 @@ def encode_event(data: str, event: str | None = None) -> bytes:
 def encode_comment(text: str = "") -> bytes:
     """Frame a comment, e.g. a keep-alive, which every reader ignores.
 
-    Safe for the Python SDK only because we never send ``id:`` (WIRE.md
-    section 1, openai/openai-python#2722).
+    Safe for the Python SDK only because we never send ``id:`` (docs/wire.md,
+    "Keep-alives").
     """
     if "\n" in text or "\r" in text:
         raise ValueError(f"SSE comment must be one line: {text!r}")

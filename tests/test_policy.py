@@ -22,7 +22,7 @@ from gateway.policy import (
     policy_json_schema,
 )
 from gateway.policy.loader import BUNDLED_DIR
-from gateway.policy.testing import run_policy_tests
+from gateway.policy.selftest import run_policy_tests
 from gateway.sluice import Action, moderate
 
 HEAD = "version: 1\nname: p\nrules:\n"

@@ -25,7 +25,7 @@ from gateway.sluice import (
     compile_rule,
     moderate,
 )
-from gateway.sluice.starts import context_literals
+from gateway.sluice.prefilter import context_literals
 
 TIMEOUT = 1.0
 

@@ -146,8 +146,8 @@ def test_event_type_resets_after_each_event() -> None:
 
 
 def test_event_without_data_is_dropped() -> None:
-    # WIRE.md: `event: ping\n\n` crashes both SDKs, so it must never become an event,
-    # and its type must not leak into the next one.
+    # docs/wire.md, "SSE framing": `event: ping\n\n` crashes both SDKs, so it must never
+    # become an event, and its type must not leak into the next one.
     tr(b"event: ping\n\ndata: x\n\n", [ev("x")])
     tr(b"id: 1\n\nretry: 5\n\n", [])
 

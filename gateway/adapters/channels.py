@@ -13,7 +13,7 @@ from functools import lru_cache, partial
 from typing import Any
 
 from gateway.adapters.base import HitLog
-from gateway.adapters.jsonstr import JsonCodec
+from gateway.adapters.json_view import JsonCodec
 from gateway.adapters.logprobs import TOKEN_ENTRIES, LogprobFormat, LogprobTrack
 from gateway.sluice import ERROR_RULE, Action, Hit, Reason, SluiceConfig, Step, moderate
 
@@ -22,7 +22,7 @@ class Channel:
     """A text channel: deltas in, released text out, with the bookkeeping to rewrite echoes.
 
     ``json`` channels carry JSON text (tool-call arguments): the sluice sees the decoded
-    view and released text is re-encoded (``jsonstr``). ``record`` keeps the released text
+    view and released text is re-encoded (``json_view``). ``record`` keeps the released text
     and logprob entries, for APIs whose done events repeat them.
 
     Offsets: the sluice and logprobs count characters of the channel's *input*; the

@@ -7,10 +7,10 @@ JSON in ``tool_calls[].function.arguments`` and the legacy ``function_call.argum
 Each is its own channel. Released text is written back into upstream's own chunk, so
 every other field, known or not, goes out as it came.
 
-What the SDKs need from a rewritten stream (WIRE.md §2) decides what may be dropped: a
-choice's first entry always goes out, even with all its text held, so ``role`` and the
-choice indexes arrive in upstream's order; so does a tool call's first entry, so its
-``id`` and ``name`` go out exactly once. Any later entry whose text is all held is
+What the SDKs need from a rewritten stream (docs/wire.md, "Chat chunk requirements") decides
+what may be dropped: a choice's first entry always goes out, even with all its text held, so
+``role`` and the choice indexes arrive in upstream's order; so does a tool call's first entry,
+so its ``id`` and ``name`` go out exactly once. Any later entry whose text is all held is
 dropped, and a chunk left with no entries with it.
 """
 

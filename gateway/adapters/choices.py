@@ -1,6 +1,7 @@
 """Streams made of ``choices`` chunks ended by ``[DONE]``: Chat and legacy Completions.
 
-Both APIs stream the same way (WIRE.md §2, §6): every chunk repeats the envelope (``id``,
+Both APIs stream the same way (docs/wire.md, "Chat Completions,
+streaming" and "Legacy Completions"): every chunk repeats the envelope (``id``,
 ``model`` ...) around a list of per-choice entries, an optional usage chunk comes last,
 and ``data: [DONE]`` ends it all. What differs is only where an entry carries its text,
 so that is a ``ChoiceShape``; the envelope, the end of the stream and its errors are
@@ -136,7 +137,7 @@ class ChoiceShape(Protocol):
 
 
 def error_event(code: str, message: str) -> OutEvent:
-    """The mid-stream error both SDKs raise as ``APIError`` (WIRE.md §1)."""
+    """The mid-stream error both SDKs raise as ``APIError`` (docs/wire.md, "Errors after a 200")."""
     body = {"error": {"message": message, "type": "upstream_error", "code": code, "param": None}}
     return OutEvent(orjson.dumps(body).decode())
 

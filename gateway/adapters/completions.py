@@ -1,10 +1,10 @@
 """Legacy Completions (``/v1/completions``): one text channel per choice.
 
-Chunks are ``text_completion`` objects whose ``choices[].text`` carry the text and
-whose ``logprobs`` are parallel arrays (``tokens``, ``token_logprobs``,
-``top_logprobs``, ``text_offset``; WIRE.md §6). The arrays are turned into one entry per
-token so the shared logprob rules apply (``logprobs``), then back; ``text_offset`` is
-recomputed from the released text, since a redaction shifts every later offset.
+Chunks are ``text_completion`` objects whose ``choices[].text`` carry the text and whose
+``logprobs`` are parallel arrays (``tokens``, ``token_logprobs``, ``top_logprobs``,
+``text_offset``; docs/wire.md, "Legacy Completions"). The arrays are turned into one entry per
+token so the shared logprob rules apply (``logprobs``), then back; ``text_offset`` is recomputed
+from the released text, since a redaction shifts every later offset.
 """
 
 from __future__ import annotations

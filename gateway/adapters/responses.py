@@ -1,12 +1,11 @@
 """Responses API (``/v1/responses``): typed events whose text repeats many times.
 
-Every text-carrying delta (WIRE.md §4) is a channel keyed by output item and part:
-``(output_index, slot, index)``. The same text then comes back in done events, in the
-part and item objects, and in the whole ``response`` of the lifecycle events; each of
-those is rewritten from its channel's *released* text, so what a client reads anywhere
-is exactly what the deltas gave it. A channel still holding text when one of those
-echoes arrives is finished first, and what it releases goes out as one more delta just
-before the echo.
+Every text-carrying delta (docs/wire.md, "Responses, streaming") is a channel keyed by output
+item and part: ``(output_index, slot, index)``. The same text then comes back in done events, in
+the part and item objects, and in the whole ``response`` of the lifecycle events; each of those
+is rewritten from its channel's *released* text, so what a client reads anywhere is exactly what
+the deltas gave it. A channel still holding text when one of those echoes arrives is finished
+first, and what it releases goes out as one more delta just before the echo.
 
 A block ends the whole response: the cut delta carries the text before the match (and
 the cutoff notice), then every open part and item gets its done events with the text

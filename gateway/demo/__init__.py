@@ -7,6 +7,7 @@ HTTP upstream whose chunking, wire shape, pace and faults they control per reque
 """
 
 from gateway.demo.app import create_demo_app
+from gateway.demo.app_keys import DEMO_STATE
 from gateway.demo.controls import (
     CHUNKING_HEADER,
     COMMENTS_HEADER,
@@ -15,7 +16,6 @@ from gateway.demo.controls import (
     REPLY_HEADER,
     WIRE_HEADER,
 )
-from gateway.demo.keys import DEMO_STATE
 from gateway.demo.scripts import BILLING, SECRETS, TOUR
 from gateway.demo.state import DemoState, RecordedRequest, StreamOutcome, StreamRecord
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from gateway.demo import chat, completions, embeddings, models, responses
-from gateway.demo.keys import CLOCK, DEFAULT_PACE, DEMO_STATE
+from gateway.demo.app_keys import CLOCK, DEFAULT_PACE, DEMO_STATE
 from gateway.demo.middleware import apply_controls, openai_errors, record, upstream_headers
 from gateway.demo.state import DemoState
 

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from gateway.demo.app_keys import RECORD
 from gateway.demo.errors import DemoError
-from gateway.demo.keys import RECORD
 
 T = TypeVar("T")
 

@@ -1,4 +1,5 @@
-"""``POST /v1/chat/completions``: chunks and completions shaped as WIRE.md §2 requires.
+"""``POST /v1/chat/completions``: chunks and completions shaped as the SDKs require
+(docs/wire.md, "Chat chunk requirements").
 
 The shapes follow what the Python SDK's stream helper needs to rebuild a completion: the
 role only in a choice's first delta, a tool call's id, type and name only in its first
@@ -13,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.demo.app_keys import CLOCK, CONTROLS, SEQUENCE
 from gateway.demo.body import (
     first_function_name,
     get_bool,
@@ -24,7 +26,6 @@ from gateway.demo.body import (
     text_of,
 )
 from gateway.demo.chunking import interleave
-from gateway.demo.keys import CLOCK, CONTROLS, SEQUENCE
 from gateway.demo.reply import Answer, Reply
 from gateway.demo.scripts import default_reply
 from gateway.demo.sending import send_events, send_json

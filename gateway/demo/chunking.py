@@ -68,7 +68,7 @@ def interleave(per_choice: Sequence[Sequence[T]]) -> list[T]:
     """Round-robin over the choices' chunks, so each index first appears in order 0, 1, ….
 
     The Python SDK fails with an ``IndexError`` if choice 1 shows up before choice 0
-    (WIRE.md §2, requirement 4), while real upstreams do interleave choices.
+    (docs/wire.md, "Chat chunk requirements"), while real upstreams do interleave choices.
     """
     longest = max((len(chunks) for chunks in per_choice), default=0)
     return [

@@ -1,4 +1,5 @@
-"""``POST /v1/completions``: the legacy ``text_completion`` shape (WIRE.md §6).
+"""``POST /v1/completions``: the legacy ``text_completion`` shape (docs/wire.md, "Legacy
+Completions").
 
 Legacy logprobs are column-wise (``tokens``, ``token_logprobs``, ``top_logprobs`` keyed by
 raw token text, ``text_offset``), a different place for the answer's text to reappear than
@@ -12,9 +13,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.demo.app_keys import CLOCK, CONTROLS, SEQUENCE
 from gateway.demo.body import get_bool, get_dict, get_int, get_str, json_body, text_of
 from gateway.demo.chunking import interleave
-from gateway.demo.keys import CLOCK, CONTROLS, SEQUENCE
 from gateway.demo.reply import Answer
 from gateway.demo.scripts import default_reply
 from gateway.demo.sending import send_events, send_json

@@ -1,8 +1,8 @@
 """Errors in the OpenAI error format, so the official SDKs raise their usual exceptions.
 
-The SDKs unwrap ``{"error": {...}}`` and map the status to an exception class (WIRE.md §8);
-anything else would surface as a generic error and make the demo a poor stand-in for a real
-upstream.
+The SDKs unwrap ``{"error": {...}}`` and map the status to an exception class (docs/wire.md,
+"Error bodies"); anything else would surface as a generic error and make the demo a poor
+stand-in for a real upstream.
 """
 
 from __future__ import annotations

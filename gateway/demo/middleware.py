@@ -13,9 +13,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway.demo.app_keys import CONTROLS, DEMO_STATE, RECORD, SEQUENCE, STARTED
 from gateway.demo.controls import Fault, read_controls
 from gateway.demo.errors import DemoError, from_http_exception
-from gateway.demo.keys import CONTROLS, DEMO_STATE, RECORD, SEQUENCE, STARTED
 from gateway.demo.state import RecordedRequest
 
 RATE_LIMIT_REQUESTS = 10_000

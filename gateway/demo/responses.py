@@ -1,11 +1,11 @@
 """``POST /v1/responses``: the Responses API's full event sequence and response object.
 
 The Python helper ``responses.stream()`` rebuilds its snapshot from these events and takes
-``response.completed``'s ``response`` verbatim as the final answer (WIRE.md §5), so the stream
-must carry everything: created and in-progress first, every item and part announced before
-its deltas, the text repeated in the done events, and ``output`` in full at the end.
-``output_text`` is left out on purpose: the SDKs compute it, the API does not send it.
-The non-streamed object is the final response of the very same render, so both agree.
+``response.completed``'s ``response`` verbatim as the final answer (docs/wire.md, "How a stream
+ends"), so the stream must carry everything: created and in-progress first, every item and part
+announced before its deltas, the text repeated in the done events, and ``output`` in full at the
+end. ``output_text`` is left out on purpose: the SDKs compute it, the API does not send it. The
+non-streamed object is the final response of the very same render, so both agree.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.demo.app_keys import CLOCK, CONTROLS, SEQUENCE
 from gateway.demo.body import (
     first_function_name,
     get_bool,
@@ -24,7 +25,6 @@ from gateway.demo.body import (
     json_body,
     text_of,
 )
-from gateway.demo.keys import CLOCK, CONTROLS, SEQUENCE
 from gateway.demo.reply import Answer, Reply, ToolCallSpec
 from gateway.demo.scripts import default_reply
 from gateway.demo.sending import send_events, send_json

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.demo.app_keys import CONTROLS, DEFAULT_PACE, DEMO_STATE
 from gateway.demo.controls import Controls, Fault
-from gateway.demo.keys import CONTROLS, DEFAULT_PACE, DEMO_STATE
 from gateway.demo.state import StreamOutcome
 from gateway.demo.wire import MALFORMED, Event, encode, keepalive, make_writer
 

@@ -2,7 +2,7 @@
 
 Logprobs repeat the answer's text (``token``, ``bytes``, the alternatives in
 ``top_logprobs``), which is exactly where a moderating proxy can leak what it redacted
-(WIRE.md §9.3). So each delta gets one token equal to the delta's text, the tokens of a
+(docs/wire.md, "Logprobs"). So each delta gets one token equal to the delta's text, the tokens of a
 choice concatenate to its content, ``bytes`` are the token's UTF-8, and the alternatives
 extend the token so they contain its text too. Values are derived from the text alone, so
 the streamed and the non-streamed answer carry the same numbers.

@@ -1,9 +1,10 @@
 """Server-sent events as bytes on the socket, framed and cut the way a test asks.
 
 A proxy's SSE reader must not care how the bytes arrive: one event per read, many events per
-read, or reads that end inside a UTF-8 character or between CR and LF (WIRE.md §9.1). The
-writers here produce each of those on purpose, from the same encoded events, so a test can
-check that the payload bytes and what the client decodes stay identical.
+read, or reads that end inside a UTF-8 character or between CR and LF (docs/wire.md, "Headers,
+compression and reads"). The writers here produce each of those on purpose, from the same
+encoded events, so a test can check that the payload bytes and what the client decodes stay
+identical.
 """
 
 from __future__ import annotations

@@ -38,8 +38,9 @@ def upstream_request_headers(
 ) -> CIMultiDict[str]:
     """Client headers for upstream: hop-by-hop and our own removed, identity encoding.
 
-    WIRE.md §9.7: aiohttp decompresses but keeps ``Content-Encoding``; asking upstream
-    for ``identity`` keeps the bytes we parse and the headers we copy consistent.
+    aiohttp (docs/wire.md, "Headers, compression and reads") decompresses but keeps
+    ``Content-Encoding``; asking upstream for ``identity`` keeps the bytes we parse and the
+    headers we copy consistent.
     """
     drop = HOP_BY_HOP | _REQUEST_DROP | _connection_listed(incoming)
     out: CIMultiDict[str] = CIMultiDict()

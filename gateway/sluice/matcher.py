@@ -12,7 +12,7 @@ Every feed asks two questions of the buffer:
   leftmost start wins, then the longest match there, then the strongest action.
 
 Which rules are asked: those still *active* (a possible match in progress, or a
-complete match touching the buffer end) plus those whose FIRST set (``starts``) has a
+complete match touching the buffer end) plus those whose FIRST set (``prefilter``) has a
 character of the fresh text. A rule that is neither cannot match anywhere new. One
 alternation of all rules would be a single call, but ``regex`` then loses each
 pattern's literal-prefix search and was three to four times slower than asking the
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import regex
 
 from gateway.sluice.boundaries import spell_out_boundaries
-from gateway.sluice.starts import GRAM, context_literals, first_class, literal_prefixes
+from gateway.sluice.prefilter import GRAM, context_literals, first_class, literal_prefixes
 from gateway.sluice.types import Rule
 
 _START_CACHE_LIMIT = 8192  # distinct characters and short deltas remembered per matcher
