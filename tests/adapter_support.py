@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from gateway.sluice import Action, Matcher, Rule, SluiceConfig
@@ -17,9 +17,16 @@ CFG = SluiceConfig(
         0.1,
     ),
     observe=Matcher([], 0.1),
+    max_hold=512,
 )
 NOTICE = dataclasses.replace(CFG, cutoff_notice=" [cut off]")
 SECRET = "sk-AB12CD34EF"
+
+
+def split(text: str, cuts: Sequence[int]) -> list[str]:
+    """``text`` cut at every point of ``cuts`` inside it (duplicates and strays ignored)."""
+    points = sorted({c for c in cuts if 0 < c < len(text)})
+    return [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
 
 
 def every_string(value: Any) -> Iterator[str]:

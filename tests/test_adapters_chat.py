@@ -25,7 +25,7 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
 from gateway.adapters import ADAPTERS
-from gateway.adapters.base import HitLog, OutEvent, StreamModerator
+from gateway.adapters.base import OutEvent, StreamModerator
 from gateway.adapters.chat_completions import moderate_response, request_fields
 from gateway.adapters.inputs import moderate_request
 from gateway.sluice import Action, Matcher, Rule, SluiceConfig, moderate
@@ -93,7 +93,7 @@ def run(
     moderator = ADAPTER.stream(body or {}, config)
     out: list[OutEvent] = []
     for data in events:
-        out.extend(moderator.on_event(data, None))
+        out.extend(moderator.on_event(data, None).events)
     return out, moderator
 
 
@@ -400,8 +400,8 @@ def test_block_ends_the_choice_for_any_chunking(pre: str, post: str, cuts: list[
 def test_events_after_the_end_are_ignored() -> None:
     out, moderator = run(content_events(["the nightingale", " sings"]))
     assert moderator.finished
-    assert moderator.on_event(chunk([entry({"content": "more"})]), None) == []
-    assert moderator.on_eof() == []
+    assert moderator.on_event(chunk([entry({"content": "more"})]), None).events == []
+    assert moderator.on_eof().events == []
     assert "sings" not in visible(out)
 
 
@@ -421,7 +421,7 @@ def test_other_choices_go_on_when_one_is_cut() -> None:
     ]
     out, moderator = run(events, {"n": 2, "stream_options": {"include_usage": True}})
     assert not moderator.finished
-    out += moderator.on_event("[DONE]", None)
+    out += moderator.on_event("[DONE]", None).events
     assert moderator.finished
     assert content_of(out, 0) == "a "
     assert content_of(out, 1) == "all good here"
@@ -607,7 +607,7 @@ def test_legacy_function_call_arguments() -> None:
 
 def test_eof_before_done_is_an_error_and_discards_held_text() -> None:
     out, moderator = run(content_events(["Hello", " sk-AB12"], finish=None))
-    end = moderator.on_eof()
+    end = moderator.on_eof().events
     assert moderator.finished
     assert len(end) == 1
     error = orjson.loads(end[0].data)["error"]
@@ -618,19 +618,19 @@ def test_eof_before_done_is_an_error_and_discards_held_text() -> None:
 
 def test_eof_after_every_choice_finished_ends_cleanly() -> None:
     _out, moderator = run(content_events(["Hello"]))
-    assert moderator.on_eof() == [OutEvent("[DONE]")]
+    assert moderator.on_eof().events == [OutEvent("[DONE]")]
 
 
 def test_upstream_error_ends_with_an_error_event() -> None:
     _, moderator = run(content_events(["Hello", " sk-AB"], finish=None))
-    end = moderator.on_upstream_error("timeout")
+    end = moderator.on_upstream_error("timeout").events
     assert orjson.loads(end[0].data)["error"]["code"] == "upstream_error"
     assert moderator.finished and moderator.held == 0
 
 
 def test_malformed_event_is_an_error() -> None:
     _, moderator = run(content_events(["Hello"], finish=None))
-    end = moderator.on_event("{not json", None)
+    end = moderator.on_event("{not json", None).events
     assert orjson.loads(end[0].data)["error"]["code"] == "upstream_malformed_event"
     assert moderator.finished
 
@@ -638,7 +638,7 @@ def test_malformed_event_is_an_error() -> None:
 def test_upstream_error_event_passes_through() -> None:
     _, moderator = run(content_events(["Hello sk-AB"], finish=None))
     error = '{"error":{"message":"overloaded","type":"server_error","code":null,"param":null}}'
-    assert moderator.on_event(error, None) == [OutEvent(error)]
+    assert moderator.on_event(error, None).events == [OutEvent(error)]
     assert moderator.finished
 
 
@@ -655,11 +655,11 @@ def sdk_stream(out: Sequence[OutEvent]) -> list[Any]:
 def test_sdk_raises_when_the_stream_breaks(end: str) -> None:
     out, moderator = run(content_events(["Hello", " there sk-AB"], finish=None))
     if end == "eof":
-        out += moderator.on_eof()
+        out += moderator.on_eof().events
     elif end == "error":
-        out += moderator.on_upstream_error("read timeout")
+        out += moderator.on_upstream_error("read timeout").events
     else:
-        out += moderator.on_event("{oops", None)
+        out += moderator.on_event("{oops", None).events
     with pytest.raises(APIError):
         sdk_stream(out)
 
@@ -697,7 +697,7 @@ def test_non_streaming_equals_streaming(pre: str, post: str, cuts: list[int], ba
         {"role": "assistant", "content": text, "refusal": None},
         {"content": [token(d) for d in deltas], "refusal": None},
     )
-    result = moderate_response(body, NOTICE, HitLog())
+    result = moderate_response(body, NOTICE).body
     choice = result["choices"][0]
     streamed = sdk_snapshot(out).choices[0]
     assert choice["message"]["content"] == streamed.message.content
@@ -726,15 +726,14 @@ def test_non_streaming_tool_calls_and_cut() -> None:
         },
         finish="tool_calls",
     )
-    log = HitLog()
-    result = moderate_response(body, CFG, log)
-    choice = result["choices"][0]
+    result = moderate_response(body, CFG)
+    choice = result.body["choices"][0]
     calls = choice["message"]["tool_calls"]
     assert json.loads(calls[0]["function"]["arguments"]) == {"q": "x [REDACTED]", "n": 5}
     assert calls[1]["function"]["arguments"] == '{"q": "'
     assert len(calls) == 2
     assert choice["finish_reason"] == "content_filter"
-    assert {h.rule_id for _, h in log.drain()} == {"secret", "ban"}
+    assert {found.hit.rule_id for found in result.hits} == {"secret", "ban"}
 
 
 def test_non_streaming_annotations_follow_the_text() -> None:
@@ -764,7 +763,7 @@ def test_non_streaming_annotations_follow_the_text() -> None:
         },
     ]
     body = completion({"role": "assistant", "content": text, "annotations": cites})
-    message = moderate_response(body, CFG, HitLog())["choices"][0]["message"]
+    message = moderate_response(body, CFG).body["choices"][0]["message"]
     content = message["content"]
     assert content == "See [REDACTED] at docs and the spec."
     assert len(message["annotations"]) == 1
@@ -782,7 +781,7 @@ def test_non_streaming_content_cut_drops_later_fields() -> None:
             ],
         }
     )
-    choice = moderate_response(body, NOTICE, HitLog())["choices"][0]
+    choice = moderate_response(body, NOTICE).body["choices"][0]
     assert choice["message"]["content"] == "a  [cut off]"
     assert choice["message"]["tool_calls"] is None
     assert choice["finish_reason"] == "content_filter"
@@ -835,18 +834,21 @@ def test_request_fields_list_every_text() -> None:
 
 def test_input_rules_rewrite_and_block() -> None:
     body = {"messages": [{"role": "user", "content": [{"type": "text", "text": f"key {SECRET}"}]}]}
-    verdict = moderate_request(ADAPTER, body, CFG, HitLog())
+    verdict = moderate_request(ADAPTER, body, CFG)
     assert verdict.changed and body["messages"][0]["content"][0]["text"] == "key [REDACTED]"
     blocked = moderate_request(
-        ADAPTER, {"messages": [{"role": "user", "content": "nightingale"}]}, CFG, HitLog()
+        ADAPTER, {"messages": [{"role": "user", "content": "nightingale"}]}, CFG
     )
     assert blocked.blocked is not None and blocked.blocked.param == "messages[0].content"
 
 
-def test_hits_are_logged_per_channel() -> None:
-    _, moderator = run(content_events([f"a {SECRET} b"]))
-    hits = moderator.log.drain()
-    assert [(name, h.rule_id) for name, h in hits] == [("choices[0].content", "secret")]
+def test_hits_come_back_with_the_events_naming_their_channel() -> None:
+    moderator = ADAPTER.stream({}, CFG)
+    steps = [moderator.on_event(data, None) for data in content_events([f"a {SECRET}", " b"])]
+    # The key touches the end of the first delta, so it may still grow: undecided there.
+    assert all(step.hits == () for step in steps[:2])
+    hits = [found for step in steps for found in step.hits]
+    assert [(f.channel, f.hit.rule_id) for f in hits] == [("choices[0].content", "secret")]
 
 
 def test_banned_alternatives_are_removed_from_top_logprobs() -> None:
@@ -926,8 +928,7 @@ def test_any_json_arguments_stay_valid_after_redaction(
             }
         ),
         CFG,
-        HitLog(),
-    )
+    ).body
     assert whole["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == args
     assert_hidden(out, SECRET)
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.adapters import ADAPTERS
-from gateway.adapters.base import HitLog, OutEvent, StreamModerator
+from gateway.adapters.base import OutEvent, StreamModerator
 from gateway.adapters.completions import moderate_response, request_fields
 from gateway.sluice import SluiceConfig, moderate
 from tests.adapter_support import CFG, NOTICE, SECRET
@@ -69,7 +69,7 @@ def run(
     events: Sequence[str], body: dict[str, Any] | None = None, config: SluiceConfig = CFG
 ) -> tuple[list[OutEvent], StreamModerator]:
     moderator = ADAPTER.stream(body or {}, config)
-    out = [o for data in events for o in moderator.on_event(data, None)]
+    out = [o for data in events for o in moderator.on_event(data, None).events]
     return out, moderator
 
 
@@ -161,7 +161,7 @@ def test_n_choices_and_usage() -> None:
         ).decode(),
     ]
     out, moderator = run(events, {"n": 2, "stream_options": {"include_usage": True}})
-    out += moderator.on_event("[DONE]", None)
+    out += moderator.on_event("[DONE]", None).events
     assert text_of(out, 0) == "a "
     assert text_of(out, 1) == "all good"
     assert chunks_of(out)[-1]["usage"] == {"total_tokens": 3}
@@ -170,7 +170,7 @@ def test_n_choices_and_usage() -> None:
 
 def test_eof_before_done_is_an_error() -> None:
     out, moderator = run(events_for(["Hello", " sk-AB12"], finish=None))
-    end = moderator.on_eof()
+    end = moderator.on_eof().events
     assert orjson.loads(end[0].data)["error"]["code"] == "upstream_incomplete"
     assert "sk-AB12" not in "".join(o.data for o in out + end)
 
@@ -192,7 +192,7 @@ def test_non_streaming_equals_streaming(pre: str, post: str, cuts: list[int], ba
             }
         ],
     }
-    result = moderate_response(body, NOTICE, HitLog())["choices"][0]
+    result = moderate_response(body, NOTICE).body["choices"][0]
     assert result["text"] == text_of(out)
     streamed = merged_logprobs(out)
     for key in ("tokens", "text_offset", "top_logprobs"):

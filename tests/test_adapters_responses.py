@@ -23,7 +23,7 @@ from openai.lib.streaming.responses._responses import ResponseStreamState
 from openai.types.responses import ResponseStreamEvent
 
 from gateway.adapters import ADAPTERS
-from gateway.adapters.base import HitLog, OutEvent, StreamModerator
+from gateway.adapters.base import OutEvent, StreamModerator
 from gateway.adapters.responses import moderate_response, request_fields
 from gateway.sluice import SluiceConfig, moderate
 from gateway.sse import encode_event
@@ -237,7 +237,7 @@ def run(
     out = []
     for data in events:
         name = orjson.loads(data)["type"]
-        out.extend(moderator.on_event(data, name))
+        out.extend(moderator.on_event(data, name).events)
     return out, moderator
 
 
@@ -302,13 +302,13 @@ def test_transparency_for_any_chunking(text: str, args: str, cuts: list[int]) ->
     out, moderator = run(events)
     assert [o.data for o in out] == [round_trip(e) for e in events]
     assert not moderator.finished
-    assert moderator.on_eof() == [] and moderator.finished
+    assert moderator.on_eof().events == [] and moderator.finished
 
 
 def test_done_after_completed_passes_and_ends() -> None:
     events = Script().start().message(["Hello"]).complete()
     _out, moderator = run(events)
-    assert moderator.on_event("[DONE]", None) == [OutEvent("[DONE]")]
+    assert moderator.on_event("[DONE]", None).events == [OutEvent("[DONE]")]
     assert moderator.finished
 
 
@@ -403,7 +403,7 @@ def test_annotations_follow_the_text() -> None:
     ] == [0, 1]
     part = of_type(out, "response.content_part.done")[0]["part"]
     assert part["annotations"] == added
-    body = moderate_response(script.body(), CFG, HitLog())
+    body = moderate_response(script.body(), CFG).body
     assert body["output"][0]["content"][0]["annotations"] == added
 
 
@@ -505,13 +505,13 @@ def test_broken_streams_end_with_an_error_the_sdk_raises(end: str) -> None:
     events = Script().start().message(["Hello", " sk-AB12"]).complete()[:-6]
     out, moderator = run(events)
     if end == "eof":
-        out += moderator.on_eof()
+        out += moderator.on_eof().events
     elif end == "error":
-        out += moderator.on_upstream_error("reset")
+        out += moderator.on_upstream_error("reset").events
     elif end == "malformed":
-        out += moderator.on_event("{oops", None)
+        out += moderator.on_event("{oops", None).events
     else:
-        out += moderator.on_event("[DONE]", None)
+        out += moderator.on_event("[DONE]", None).events
     assert moderator.finished
     error = orjson.loads(out[-1].data)
     assert out[-1].event == "error" and error["type"] == "error"
@@ -532,7 +532,7 @@ def test_upstream_error_event_passes_through() -> None:
         "param": None,
         "sequence_number": 99,
     }
-    end = moderator.on_event(orjson.dumps(error).decode(), "error")
+    end = moderator.on_event(orjson.dumps(error).decode(), "error").events
     assert moderator.finished
     assert orjson.loads(end[0].data)["message"] == "boom"
 
@@ -563,7 +563,7 @@ def test_non_streaming_equals_streaming(pre: str, post: str, cuts: list[int], ba
     )
     out, _ = run(script.complete(), NOTICE)
     streamed = parsed(out)[-1]["response"]
-    body = moderate_response(script.body(), NOTICE, HitLog())
+    body = moderate_response(script.body(), NOTICE).body
     assert body["status"] == streamed["status"]
     assert body.get("incomplete_details") == streamed.get("incomplete_details")
     assert [i["type"] for i in body["output"]] == [i["type"] for i in streamed["output"]]
@@ -582,8 +582,7 @@ def test_non_streaming_block_truncates() -> None:
         .message(["after"])
         .body(),
         CFG,
-        HitLog(),
-    )
+    ).body
     assert body["status"] == "incomplete"
     assert body["incomplete_details"] == {"reason": "content_filter"}
     assert [i["content"][0]["text"] for i in body["output"]] == ["fine", "a "]

@@ -11,7 +11,7 @@ Data flows one way: the proxy decodes upstream SSE, hands each event to the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.sluice import Hit, SluiceConfig
@@ -43,32 +43,48 @@ class TextField:
         return out
 
 
-@dataclass(slots=True)
-class HitLog:
-    """Hits an adapter decided, drained by the proxy for metrics and audit."""
+@dataclass(frozen=True, slots=True)
+class ChannelHit:
+    """A rule hit and the channel it fired in (``choices[0].content``, ``input:messages[1]``)."""
 
-    hits: list[tuple[str, Hit]] = field(default_factory=list)  # (channel name, hit)
+    channel: str
+    hit: Hit
 
-    def add(self, channel: str, hits: tuple[Hit, ...]) -> None:
-        self.hits.extend((channel, h) for h in hits)
 
-    def drain(self) -> list[tuple[str, Hit]]:
-        out, self.hits = self.hits, []
-        return out
+Hits = tuple[ChannelHit, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Moderated:
+    """What a stream moderator returns for one call: events to send now and hits decided.
+
+    Hits travel back with the events that carry their effect, the way the sluice returns
+    a ``Step``: the caller reports them once, where they arrive, and no shared log sits
+    between the layers.
+    """
+
+    events: list[OutEvent]
+    hits: Hits = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ModeratedBody:
+    """A non-streamed body after moderation, and the hits that changed it."""
+
+    body: dict[str, Any]
+    hits: Hits = ()
 
 
 class StreamModerator(Protocol):
     """Per-request state for one moderated stream."""
 
-    log: HitLog
-
-    def on_event(self, data: str, event: str | None) -> list[OutEvent]:
+    def on_event(self, data: str, event: str | None) -> Moderated:
         """One upstream SSE event in; the events to send now out (maybe none)."""
 
-    def on_eof(self) -> list[OutEvent]:
+    def on_eof(self) -> Moderated:
         """Upstream closed the body; flush what is held, end the stream properly."""
 
-    def on_upstream_error(self, message: str) -> list[OutEvent]:
+    def on_upstream_error(self, message: str) -> Moderated:
         """Upstream broke mid-stream: end so the SDK raises, never as a silent success."""
 
     @property
@@ -85,11 +101,11 @@ class ApiAdapter:
     """What the proxy needs to moderate one route.
 
     ``request_fields`` lists every text the client sends (for input rules);
-    ``moderate_response`` moderates a non-streamed body in place and returns it;
-    ``stream`` opens a moderator for a streamed response.
+    ``moderate_response`` moderates a non-streamed body in place and returns it with its
+    hits; ``stream`` opens a moderator for a streamed response.
     """
 
     route: str
     request_fields: Callable[[dict[str, Any]], Iterator[TextField]]
-    moderate_response: Callable[[dict[str, Any], SluiceConfig, HitLog], dict[str, Any]]
+    moderate_response: Callable[[dict[str, Any], SluiceConfig], ModeratedBody]
     stream: Callable[[dict[str, Any], SluiceConfig], StreamModerator]

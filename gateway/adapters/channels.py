@@ -12,7 +12,7 @@ import bisect
 from functools import lru_cache, partial
 from typing import Any
 
-from gateway.adapters.base import HitLog
+from gateway.adapters.base import ChannelHit, Hits
 from gateway.adapters.json_view import JsonCodec
 from gateway.adapters.logprobs import TOKEN_ENTRIES, LogprobFormat, LogprobTrack
 from gateway.sluice import ERROR_RULE, Action, Hit, Reason, SluiceConfig, Step, moderate
@@ -34,8 +34,8 @@ class Channel:
         "_codec",
         "_entries",
         "_fmt",
+        "_hits",
         "_keep",
-        "_log",
         "_notice",
         "_notice_cfg",
         "_out",
@@ -57,7 +57,6 @@ class Channel:
         self,
         config: SluiceConfig,
         name: str,
-        log: HitLog,
         *,
         json: bool = False,
         record: bool = False,
@@ -69,7 +68,7 @@ class Channel:
         self.done = False  # ended: nothing more will be released
         self._sluice = config.open()
         self._notice_cfg = config.cutoff_notice
-        self._log = log
+        self._hits: list[ChannelHit] = []  # decided since the owner last took them
         self._codec = JsonCodec() if json else None
         self._track = LogprobTrack(logprobs)
         self._fmt = logprobs
@@ -121,6 +120,14 @@ class Channel:
     @property
     def held(self) -> int:
         return 0 if self.done else self._sluice.held
+
+    def take_hits(self) -> Hits:
+        """The hits decided since the last call, for the owner to return with its events."""
+        if not self._hits:
+            return ()
+        hits = tuple(self._hits)
+        self._hits.clear()
+        return hits
 
     @property
     def text(self) -> str:
@@ -191,7 +198,7 @@ class Channel:
     # -- internals -------------------------------------------------------------------
 
     def _apply(self, step: Step, final: bool) -> str:
-        self._log.add(self.name, step.hits)
+        self._hits.extend(ChannelHit(self.name, hit) for hit in step.hits)
         self._track.release(step.pieces)
         if self._codec is None:
             out, cut_at = self._plain(step), None
@@ -199,7 +206,8 @@ class Channel:
             out, cut_at = self._encode(step, final)
         if cut_at is not None:
             # A redaction with no valid place in the JSON: cut there instead (fail closed).
-            self._log.add(self.name, (Hit(ERROR_RULE, Action.BLOCK, cut_at, cut_at, Reason.ERROR),))
+            error = Hit(ERROR_RULE, Action.BLOCK, cut_at, cut_at, Reason.ERROR)
+            self._hits.append(ChannelHit(self.name, error))
             self._released = cut_at
         if step.cut or cut_at is not None:
             self.cut = self.done = True

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from gateway.adapters.base import ApiAdapter, HitLog, StreamModerator, TextField
+from gateway.adapters.base import ApiAdapter, ChannelHit, ModeratedBody, StreamModerator, TextField
 from gateway.adapters.channels import is_clean
 from gateway.adapters.choices import ChoiceState, ChoiceStream, Path, append_text, is_empty
 from gateway.adapters.logprobs import TOKEN_ENTRIES
@@ -238,7 +238,7 @@ def stream(body: dict[str, Any], config: SluiceConfig) -> StreamModerator:
 # -- non-streaming ---------------------------------------------------------------------
 
 
-def moderate_response(body: dict[str, Any], config: SluiceConfig, log: HitLog) -> dict[str, Any]:
+def moderate_response(body: dict[str, Any], config: SluiceConfig) -> ModeratedBody:
     """Moderate a ``chat.completion`` body in place, exactly as its stream would be.
 
     A stream carries a message's fields in the order string fields, audio transcript,
@@ -247,19 +247,21 @@ def moderate_response(body: dict[str, Any], config: SluiceConfig, log: HitLog) -
     """
     choices = body.get("choices")
     if not isinstance(choices, list):
-        return body
+        return ModeratedBody(body)
+    hits: list[ChannelHit] = []
     for position, choice in enumerate(choices):
         if not isinstance(choice, dict):
             continue
         index = choice.get("index", position)
-        state = ChoiceState(index if isinstance(index, int) else position, config, log)
+        state = ChoiceState(index if isinstance(index, int) else position, config)
         message = choice.get("message")
         if isinstance(message, dict):
             _moderate_message(state, message)
         _whole_logprobs(state, choice)
         if state.cut:
             choice["finish_reason"] = "content_filter"
-    return body
+        hits.extend(state.take_hits())
+    return ModeratedBody(body, tuple(hits))
 
 
 def _moderate_message(state: ChoiceState, message: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from gateway.adapters.base import HitLog, OutEvent
+from gateway.adapters.base import Hits, Moderated, OutEvent
 from gateway.adapters.channels import Channel
 from gateway.adapters.logprobs import TOKEN_ENTRIES, LogprobFormat
 from gateway.sluice import SluiceConfig
@@ -37,12 +37,11 @@ Path = tuple[str | int, ...]
 class ChoiceState:
     """One choice's channels and whether it has ended (normally or by a cut)."""
 
-    __slots__ = ("_config", "_log", "channels", "cut", "ended", "index", "offset_base", "tools")
+    __slots__ = ("_config", "channels", "cut", "ended", "index", "offset_base", "tools")
 
-    def __init__(self, index: int, config: SluiceConfig, log: HitLog) -> None:
+    def __init__(self, index: int, config: SluiceConfig) -> None:
         self.index = index
         self._config = config
-        self._log = log
         self.channels: dict[Path, Channel] = {}
         self.ended = False
         self.cut = False
@@ -62,9 +61,7 @@ class ChoiceState:
             name = f"choices[{self.index}]" + "".join(
                 f"[{p}]" if isinstance(p, int) else f".{p}" for p in path
             )
-            found = Channel(
-                self._config, name, self._log, json=json, record=record, logprobs=logprobs
-            )
+            found = Channel(self._config, name, json=json, record=record, logprobs=logprobs)
             self.channels[path] = found
         return found
 
@@ -118,6 +115,10 @@ class ChoiceState:
     def held(self) -> int:
         return sum(ch.held for ch in self.channels.values())
 
+    def take_hits(self) -> Hits:
+        """Every hit the choice's channels decided since the last call."""
+        return tuple(hit for ch in self.channels.values() for hit in ch.take_hits())
+
     def discard(self) -> None:
         for channel in self.channels.values():
             channel.discard()
@@ -151,7 +152,6 @@ class ChoiceStream:
     """``StreamModerator`` for chunked-choices streams; the shape does the entries."""
 
     def __init__(self, shape: ChoiceShape, body: dict[str, Any], config: SluiceConfig) -> None:
-        self.log = HitLog()
         self._shape = shape
         self._config = config
         self._expected = requested_choices(body)
@@ -167,7 +167,26 @@ class ChoiceStream:
     def held(self) -> int:
         return sum(c.held for c in self._choices.values())
 
-    def on_event(self, data: str, event: str | None) -> list[OutEvent]:
+    def on_event(self, data: str, event: str | None) -> Moderated:
+        return self._moderated(self._event(data))
+
+    def on_eof(self) -> Moderated:
+        return self._moderated(self._eof())
+
+    def on_upstream_error(self, message: str) -> Moderated:
+        if self._finished:
+            return Moderated([])
+        return self._moderated(
+            self._fail("upstream_error", message or "The connection to the upstream API failed.")
+        )
+
+    # -- internals -------------------------------------------------------------------
+
+    def _moderated(self, events: list[OutEvent]) -> Moderated:
+        hits = tuple(hit for state in self._choices.values() for hit in state.take_hits())
+        return Moderated(events, hits)
+
+    def _event(self, data: str) -> list[OutEvent]:
         if self._finished:
             return []
         if data.startswith("[DONE]"):
@@ -191,7 +210,7 @@ class ChoiceStream:
             return self._fail("upstream_malformed_event", "Upstream sent a malformed chunk.")
         return self._chunk(chunk, choices)
 
-    def on_eof(self) -> list[OutEvent]:
+    def _eof(self) -> list[OutEvent]:
         if self._finished:
             return []
         states = self._choices.values()
@@ -201,13 +220,6 @@ class ChoiceStream:
         return self._fail(
             "upstream_incomplete", "Upstream ended the stream before it was complete."
         )
-
-    def on_upstream_error(self, message: str) -> list[OutEvent]:
-        if self._finished:
-            return []
-        return self._fail("upstream_error", message or "The connection to the upstream API failed.")
-
-    # -- internals -------------------------------------------------------------------
 
     def _chunk(self, chunk: dict[str, Any], choices: list[Any]) -> list[OutEvent]:
         out: list[OutEvent] = []
@@ -224,7 +236,7 @@ class ChoiceStream:
             state = self._choices.get(index)
             first = state is None
             if state is None:
-                state = self._choices[index] = ChoiceState(index, self._config, self.log)
+                state = self._choices[index] = ChoiceState(index, self._config)
             rewritten = self._shape.rewrite(state, entry, first)
             cut |= state.cut
             if rewritten is not None:

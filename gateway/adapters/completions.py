@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from gateway.adapters.base import ApiAdapter, HitLog, StreamModerator, TextField
+from gateway.adapters.base import ApiAdapter, ChannelHit, ModeratedBody, StreamModerator, TextField
 from gateway.adapters.choices import ChoiceState, ChoiceStream, is_empty
 from gateway.sluice import SluiceConfig
 
@@ -139,16 +139,17 @@ def stream(body: dict[str, Any], config: SluiceConfig) -> StreamModerator:
     return ChoiceStream(CompletionsShape(), body, config)
 
 
-def moderate_response(body: dict[str, Any], config: SluiceConfig, log: HitLog) -> dict[str, Any]:
+def moderate_response(body: dict[str, Any], config: SluiceConfig) -> ModeratedBody:
     """Moderate a ``text_completion`` body in place, exactly as its stream would be."""
     choices = body.get("choices")
     if not isinstance(choices, list):
-        return body
+        return ModeratedBody(body)
+    hits: list[ChannelHit] = []
     for position, entry in enumerate(choices):
         if not isinstance(entry, dict):
             continue
         index = entry.get("index", position)
-        choice = ChoiceState(index if isinstance(index, int) else position, config, log)
+        choice = ChoiceState(index if isinstance(index, int) else position, config)
         choice.channel(TEXT, logprobs=LEGACY_ENTRIES)
         text = entry.get("text")
         if isinstance(text, str):
@@ -160,7 +161,8 @@ def moderate_response(body: dict[str, Any], config: SluiceConfig, log: HitLog) -
             entry["logprobs"] = {**logprobs, **_arrays(choice, taken, logprobs)}
         if choice.cut:
             entry["finish_reason"] = "content_filter"
-    return body
+        hits.extend(choice.take_hits())
+    return ModeratedBody(body, tuple(hits))
 
 
 def request_fields(body: dict[str, Any]) -> Iterator[TextField]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.adapters.base import ApiAdapter, HitLog, JSONPath, TextField
+from gateway.adapters.base import ApiAdapter, ChannelHit, Hits, JSONPath, TextField
 from gateway.sluice import SluiceConfig, moderate
 
 
@@ -18,24 +18,26 @@ class InputVerdict:
     """``blocked`` names the first field a block rule fired on; else ``body`` is safe to send."""
 
     body: dict[str, Any]
+    hits: Hits = ()
     blocked: TextField | None = None
     changed: bool = False
 
 
 def moderate_request(
-    adapter: ApiAdapter, body: dict[str, Any], config: SluiceConfig, log: HitLog
+    adapter: ApiAdapter, body: dict[str, Any], config: SluiceConfig
 ) -> InputVerdict:
     changed = False
+    hits: list[ChannelHit] = []
     for field in list(adapter.request_fields(body)):
         result = moderate(config, field.text)
-        log.add(f"input:{field.param}", result.hits)
+        hits.extend(ChannelHit(f"input:{field.param}", hit) for hit in result.hits)
         if result.cut:
-            return InputVerdict(body, blocked=field)
+            return InputVerdict(body, tuple(hits), blocked=field)
         text = "".join(p.text for p in result.pieces)
         if text != field.text:
             _set(body, field.path, text)
             changed = True
-    return InputVerdict(body, changed=changed)
+    return InputVerdict(body, tuple(hits), changed=changed)
 
 
 def _set(body: Any, path: JSONPath, value: str) -> None:

@@ -23,7 +23,15 @@ from typing import Any
 
 import orjson
 
-from gateway.adapters.base import ApiAdapter, HitLog, OutEvent, StreamModerator, TextField
+from gateway.adapters.base import (
+    ApiAdapter,
+    Hits,
+    Moderated,
+    ModeratedBody,
+    OutEvent,
+    StreamModerator,
+    TextField,
+)
 from gateway.adapters.channels import Channel, is_clean
 from gateway.sluice import SluiceConfig
 
@@ -124,13 +132,11 @@ class ResponseTexts:
     def __init__(
         self,
         config: SluiceConfig,
-        log: HitLog,
         on_finish: Callable[[Key, Channel, str], None] | None = None,
         *,
         strict: bool = False,
     ) -> None:
         self.config = config
-        self.log = log
         self.channels: dict[Key, Channel] = {}
         self.cut = False
         self.strict = strict
@@ -141,10 +147,12 @@ class ResponseTexts:
         if found is None:
             o, slot, i = key
             name = f"output[{o}].{slot}" + (f"[{i}]" if slot in _PART_SLOTS else "")
-            found = self.channels[key] = Channel(
-                self.config, name, self.log, json=json, record=True
-            )
+            found = self.channels[key] = Channel(self.config, name, json=json, record=True)
         return found
+
+    def take_hits(self) -> Hits:
+        """Every hit the channels decided since the last call."""
+        return tuple(hit for channel in self.channels.values() for hit in channel.take_hits())
 
     def note(self, channel: Channel) -> None:
         if channel.cut:
@@ -307,8 +315,7 @@ class ResponsesStream:
     """``StreamModerator`` for ``/v1/responses`` streams."""
 
     def __init__(self, body: dict[str, Any], config: SluiceConfig) -> None:
-        self.log = HitLog()
-        self._texts = ResponseTexts(config, self.log, self._flushed, strict=True)
+        self._texts = ResponseTexts(config, self._flushed, strict=True)
         self._items: dict[int, _Item] = {}
         self._response: dict[str, Any] | None = None
         self._deltas: dict[Key, tuple[dict[str, Any], TextKind, str | None]] = {}
@@ -344,7 +351,33 @@ class ResponsesStream:
     def held(self) -> int:
         return sum(ch.held for ch in self._texts.channels.values())
 
-    def on_event(self, data: str, event: str | None) -> list[OutEvent]:
+    def on_event(self, data: str, event: str | None) -> Moderated:
+        return self._moderated(self._event(data, event))
+
+    def on_eof(self) -> Moderated:
+        if self._finished:
+            return Moderated([])
+        if self._terminal:
+            self._finished = True
+            return Moderated([])
+        return self._moderated(
+            self._fail("upstream_incomplete", "Upstream ended before the response did.")
+        )
+
+    def on_upstream_error(self, message: str) -> Moderated:
+        if self._finished:
+            return Moderated([])
+        if self._terminal:
+            self._finished = True
+            return Moderated([])
+        return self._moderated(
+            self._fail("upstream_error", message or "The connection to the upstream API failed.")
+        )
+
+    def _moderated(self, events: list[OutEvent]) -> Moderated:
+        return Moderated(events, self._texts.take_hits())
+
+    def _event(self, data: str, event: str | None) -> list[OutEvent]:
         if self._finished:
             return []
         self._out = []
@@ -368,22 +401,6 @@ class ResponsesStream:
         except ResponseCut:
             self._end_cut()
         return self._out
-
-    def on_eof(self) -> list[OutEvent]:
-        if self._finished:
-            return []
-        if self._terminal:
-            self._finished = True
-            return []
-        return self._fail("upstream_incomplete", "Upstream ended before the response did.")
-
-    def on_upstream_error(self, message: str) -> list[OutEvent]:
-        if self._finished:
-            return []
-        if self._terminal:
-            self._finished = True
-            return []
-        return self._fail("upstream_error", message or "The connection to the upstream API failed.")
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -675,14 +692,14 @@ def stream(body: dict[str, Any], config: SluiceConfig) -> StreamModerator:
 # -- non-streaming ---------------------------------------------------------------------
 
 
-def moderate_response(body: dict[str, Any], config: SluiceConfig, log: HitLog) -> dict[str, Any]:
+def moderate_response(body: dict[str, Any], config: SluiceConfig) -> ModeratedBody:
     """Moderate a ``response`` body in place, exactly as its stream would be."""
-    texts = ResponseTexts(config, log)
+    texts = ResponseTexts(config)
     texts.output(body, True)
     if texts.cut:
         body["status"] = "incomplete"
         body["incomplete_details"] = {"reason": "content_filter"}
-    return body
+    return ModeratedBody(body, texts.take_hits())
 
 
 # -- request ---------------------------------------------------------------------------

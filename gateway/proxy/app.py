@@ -72,7 +72,10 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             ),
         )
         await stack.enter_async_context(session)
-        app[UPSTREAM] = Upstream(session, base_url)
+        key = settings.upstream_api_key
+        app[UPSTREAM] = Upstream(
+            session, base_url, key.get_secret_value() if key is not None else None
+        )
         yield
 
 

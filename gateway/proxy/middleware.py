@@ -7,9 +7,9 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from gateway.proxy.errors import error_response
 from gateway.proxy.headers import REQUEST_ID as REQUEST_ID_HEADER
@@ -17,7 +17,6 @@ from gateway.proxy.labels import route_label
 from gateway.proxy.state import METRICS, REQUEST_ID, SETTINGS
 
 log = logging.getLogger("sluicegate.proxy")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _OPEN_ROUTES = frozenset({"healthz", "readyz", "metrics"})
 
 

@@ -12,8 +12,8 @@ from urllib.parse import unquote
 from aiohttp import ClientError, web
 
 from gateway.proxy.errors import error_response
-from gateway.proxy.headers import client_response_headers, upstream_request_headers
-from gateway.proxy.state import METRICS, SETTINGS, UPSTREAM
+from gateway.proxy.headers import client_response_headers
+from gateway.proxy.state import METRICS, UPSTREAM
 
 log = logging.getLogger("sluicegate.proxy")
 _CHUNK = 64 * 1024
@@ -39,10 +39,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
             400, "The request path is not in canonical form.", code="invalid_path"
         )
     upstream = request.app[UPSTREAM]
-    key = request.app[SETTINGS].upstream_api_key
-    headers = upstream_request_headers(
-        request.headers, key.get_secret_value() if key is not None else None
-    )
+    headers = upstream.headers(request.headers)
     body = request.content if request.body_exists else None
     if (
         body is not None

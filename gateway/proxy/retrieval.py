@@ -7,27 +7,34 @@ exactly the text a policy redacted or cut, so they pass the same adapters.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from gateway.adapters.base import ApiAdapter, HitLog
-from gateway.proxy.headers import upstream_request_headers
-from gateway.proxy.moderated import Moderate, relay, select_policy, upstream_key
+from gateway.adapters.base import ApiAdapter, ChannelHit, ModeratedBody
+from gateway.proxy.relay import Answer, Exchange
+from gateway.proxy.state import UPSTREAM, UpstreamCall
 from gateway.sluice import SluiceConfig
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ModerateBody = Callable[[dict[str, Any], SluiceConfig], ModeratedBody]
 
 
-def each_item(moderate: Moderate) -> Moderate:
+def each_item(moderate: ModerateBody) -> ModerateBody:
     """A list endpoint's ``data[]`` items, each moderated like a single object."""
 
-    def moderate_list(body: dict[str, Any], config: SluiceConfig, log: HitLog) -> dict[str, Any]:
+    def moderate_list(body: dict[str, Any], config: SluiceConfig) -> ModeratedBody:
         items = body.get("data")
-        if isinstance(items, list):
-            body["data"] = [moderate(i, config, log) if isinstance(i, dict) else i for i in items]
-        return body
+        if not isinstance(items, list):
+            return ModeratedBody(body)
+        hits: list[ChannelHit] = []
+        for position, item in enumerate(items):
+            if isinstance(item, dict):
+                moderated = moderate(item, config)
+                items[position] = moderated.body
+                hits.extend(moderated.hits)
+        return ModeratedBody(body, tuple(hits))
 
     return moderate_list
 
@@ -36,12 +43,17 @@ def retrieval_handler(adapter: ApiAdapter, listing: bool) -> Handler:
     moderate = each_item(adapter.moderate_response) if listing else adapter.moderate_response
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        policy = select_policy(request)
-        if isinstance(policy, web.Response):
-            return policy
-        headers = upstream_request_headers(request.headers, upstream_key(request))
-        call = {"method": "GET", "params": request.query, "headers": headers}
-        stream = request.query.get("stream") == "true"
-        return await relay(request, call, moderate, adapter, {}, policy, stream)
+        exchange = Exchange.begin(request)
+        if isinstance(exchange, web.Response):
+            return exchange
+        upstream = request.app[UPSTREAM]
+        url = upstream.url(request.path, request.query)
+        call = UpstreamCall("GET", url, upstream.headers(request.headers))
+        answer = Answer(
+            moderate,
+            lambda config: adapter.stream({}, config),
+            stream=request.query.get("stream") == "true",
+        )
+        return await exchange.relay(call, answer)
 
     return handle

@@ -42,7 +42,7 @@ class SluiceConfig:
 
     enforce: Matcher
     observe: Matcher
-    max_hold: int = 512
+    max_hold: int  # no default of its own: the policy's ``max_hold_chars`` decides
     fail_closed: bool = True
     cutoff_notice: str = ""
 
