@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.sluice import Action, Matcher, Rule, SluiceConfig
+from gateway.policy import BUNDLED_DIR, DEFAULT_POLICY, Direction, load_file, load_paths, load_text
+from gateway.sluice import SluiceConfig
 
 DELTA = 4
 SEED = 7
@@ -69,27 +70,9 @@ def completion(size: int, rng: random.Random, matches: list[str], end: str) -> s
 
 
 def default_policy() -> tuple[str, SluiceConfig]:
-    try:
-        from gateway.policy import DEFAULT_POLICY, load_file
-
-        return "default.yaml", load_file(DEFAULT_POLICY).output
-    except Exception as exc:  # the bench must run while the policy layer is in flux
-        print(f"(default policy not loadable: {exc}; using a hand-built equivalent)")
-        rules = [
-            Rule("secret.openai-key", r"(?<![\w-])sk-(?:proj-)?[A-Za-z0-9_-]{20,}", Action.REDACT),
-            Rule("secret.aws", r"(?<![A-Za-z0-9])AKIA[A-Z0-9]{16}(?![A-Za-z0-9])", Action.REDACT),
-            Rule("secret.github", r"(?<![\w-])gh[pousr]_[A-Za-z0-9]{36,}(?!\w)", Action.REDACT),
-            Rule("pii.email", r"[\w.+-]+@[\w-]+\.[A-Za-z]{2,}", Action.REDACT),
-            Rule("pii.card", r"(?<![\w-])[2-6][0-9]{3}(?:[ -][0-9]{4}){3}(?![\w-])", Action.REDACT),
-            Rule("pii.ssn", r"(?<![\w-])[0-9]{3}-[0-9]{2}-[0-9]{4}(?![\w-])", Action.REDACT),
-            Rule(
-                "confidential",
-                r"(?<!\w)(?:project nightingale|falcon budget)(?!\w)",
-                Action.BLOCK,
-                ignore_case=True,
-            ),
-        ]
-        return "hand-built (7 rules)", SluiceConfig(Matcher(rules, 0.1), Matcher([], 0.1))
+    """The bundled default policy, loaded as the gateway loads it."""
+    compiled = load_file(DEFAULT_POLICY)
+    return f"{DEFAULT_POLICY.name} ({len(compiled.rules)} rules)", compiled.output
 
 
 WORDS = [
@@ -129,8 +112,6 @@ def generated_policy_yaml(count: int = 200) -> str:
 
 
 def generated_policy() -> tuple[str, SluiceConfig, list[str]]:
-    from gateway.policy import load_text
-
     compiled = load_text(generated_policy_yaml(), "generated.yaml")
     matches = [
         "The token amb000_AbCdEfGhIjKlMnOpQr was revoked.",
@@ -217,14 +198,7 @@ def report(
 
 
 def bundled_shares() -> None:
-    try:
-        from gateway.policy import Direction, load_paths
-        from gateway.policy.loader import BUNDLED_DIR
-
-        loaded = load_paths([BUNDLED_DIR])
-    except Exception as exc:  # report it; do not crash the rest of the bench
-        print(f"(bundled policies not loadable: {exc})")
-        return
+    loaded = load_paths([BUNDLED_DIR])
     text = completion(20_000, random.Random(SEED), MATCHES, "")
     print("same-feed release share (20 KB completion, 4-char deltas, output direction)")
     for name, compiled in sorted(loaded.items()):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.policy import (
+    BUNDLED_DIR,
     DEFAULT_POLICY,
     CompiledPolicy,
     Direction,
@@ -60,11 +61,16 @@ def _parser() -> argparse.ArgumentParser:
 
     policy = commands.add_parser("policy", help="check, test or describe policy files")
     policy_commands = policy.add_subparsers(metavar="ACTION", required=True)
+    paths_help = "policy files or directories (default: the bundled policies)"
     check = policy_commands.add_parser("check", help="validate, compile and lint")
-    check.add_argument("paths", nargs="+", type=Path)
+    check.add_argument(
+        "paths", nargs="*", type=Path, default=[BUNDLED_DIR], metavar="PATH", help=paths_help
+    )
     check.set_defaults(run=_check)
     test = policy_commands.add_parser("test", help="run examples and tests, whole and chunked")
-    test.add_argument("paths", nargs="+", type=Path)
+    test.add_argument(
+        "paths", nargs="*", type=Path, default=[BUNDLED_DIR], metavar="PATH", help=paths_help
+    )
     test.set_defaults(run=_test)
     schema = policy_commands.add_parser("schema", help="print the policy JSON Schema")
     schema.set_defaults(run=_schema)
@@ -98,10 +104,9 @@ def _test(args: argparse.Namespace) -> int:
     loaded = _load(args.paths)
     if loaded is None:
         return EXIT_FAIL
-    total_checks, total_failures = 0, 0
+    total_failures = 0
     for compiled in loaded.values():
         checks, failures = run_policy_tests(compiled)
-        total_checks += checks
         total_failures += len(failures)
         for failure in failures:
             print(f"FAIL {failure}")

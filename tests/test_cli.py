@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.policy import policy_json_schema
+from gateway.policy import BUNDLED_DIR, policy_json_schema
 
 SCRIPT = Path(sys.executable).with_name("sluicegate")
 ENTRY_POINTS = {"console-script": [str(SCRIPT)], "python-m": [sys.executable, "-m", "gateway"]}
@@ -167,6 +167,15 @@ def test_policy_test_bundled_policies() -> None:
     result = run("policy", "test", "policies", cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 failed" in result.stdout
+
+
+@pytest.mark.parametrize("action", ["check", "test"])
+def test_policy_without_a_path_uses_the_bundled_policies(action: str, tmp_path: Path) -> None:
+    result = run("policy", action, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {line.split(":")[0] for line in result.stdout.splitlines()} == {
+        str(path) for path in sorted(BUNDLED_DIR.glob("*.yaml"))
+    }
 
 
 # -- policy schema -----------------------------------------------------------------------------

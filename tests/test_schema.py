@@ -9,17 +9,16 @@ import jsonschema
 import pytest
 import yaml
 
-from gateway.policy import policy_json_schema
+from gateway.policy import BUNDLED_DIR, policy_json_schema
 
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = json.loads((ROOT / "policies" / "schema.json").read_text())
+SCHEMA = json.loads((BUNDLED_DIR / "schema.json").read_text())
 
 
 def test_committed_schema_is_current() -> None:
     assert policy_json_schema() == SCHEMA, "run: sluicegate policy schema > policies/schema.json"
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "policies").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(BUNDLED_DIR.glob("*.yaml")), ids=lambda p: p.name)
 def test_bundled_policies_satisfy_the_schema(path: Path) -> None:
     jsonschema.Draft202012Validator(SCHEMA).validate(yaml.safe_load(path.read_text()))
 

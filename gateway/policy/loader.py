@@ -6,6 +6,7 @@ that finds one broken file keeps every last good policy active (see ``store``).
 
 from __future__ import annotations
 
+import importlib.resources
 import types
 import typing
 from collections.abc import Iterable
@@ -18,7 +19,11 @@ from gateway.policy.errors import PolicyError, Problem
 from gateway.policy.model import Policy
 from gateway.policy.source import Source, parse
 
-BUNDLED_DIR = Path(__file__).resolve().parents[2] / "policies"
+# The policies shipped inside the package. Installed or editable, the package is on disk,
+# so this is a real directory the reload watcher can stat; a zipped import has none, and
+# its path then fails to load with "cannot read" (pass --policy instead).
+_BUNDLED = importlib.resources.files("gateway") / "policies"
+BUNDLED_DIR = _BUNDLED if isinstance(_BUNDLED, Path) else Path(str(_BUNDLED))
 DEFAULT_POLICY = BUNDLED_DIR / "default.yaml"
 
 
