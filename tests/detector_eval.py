@@ -29,13 +29,19 @@ def compile_detector(detector: Detector) -> regex.Pattern[str]:
 
 
 def scan(
-    detector: Detector, text: str, compiled: regex.Pattern[str] | None = None
+    detector: Detector,
+    text: str,
+    compiled: regex.Pattern[str] | None = None,
+    timeout: float | None = None,
 ) -> list[tuple[int, int]]:
-    """Every span of ``text`` that ``detector`` reports, left to right, not overlapping."""
+    """Every span of ``text`` that ``detector`` reports, left to right, not overlapping.
+
+    ``timeout`` bounds each regex call (``TimeoutError`` past it), as the sluice does.
+    """
     pattern = compiled or compile_detector(detector)
     spans = []
     position = 0
-    while (match := pattern.search(text, position)) is not None:
+    while (match := pattern.search(text, position, timeout=timeout)) is not None:
         start, end = match.span()
         if detector.validate is None or detector.validate(match.group()):
             spans.append((start, end))

@@ -9,7 +9,6 @@ sluice's rule of resuming one character after a rejected candidate.
 from __future__ import annotations
 
 import string
-import time
 
 import pytest
 import regex
@@ -561,15 +560,21 @@ PATHOLOGICAL = (
 )
 
 
+#: A budget no linear scan of these texts comes near (they take milliseconds) and no
+#: catastrophic one stays within: ``(?:\w+\.?)+@`` exceeds it on the email text. The
+#: regex engine enforces it (``TimeoutError``); nothing here measures speed, which is
+#: bench/'s job.
+BACKTRACK_BUDGET = 5.0
+
+
 @pytest.mark.parametrize("name", KNOWN_DETECTORS)
 def test_no_catastrophic_backtracking(name: str) -> None:
-    """Each pattern, alone and as the sluice's never-matching probe, stays near linear."""
+    """Each pattern, alone and as the sluice's never-matching probe, finishes on inputs
+    built to make a backtracking pattern explode."""
     detector = build_detector(name)
     plain = regex.compile(f"(?:{detector.pattern})")
     probe = regex.compile(f"(?:{detector.pattern})(?!)")
     for text in PATHOLOGICAL:
-        started = time.perf_counter()
-        scan(detector, text)
-        probe.search(text, partial=True, timeout=5)
-        plain.search(text, partial=True, timeout=5)
-        assert time.perf_counter() - started < 2.0, f"{name} is slow on {text[:30]!r}…"
+        scan(detector, text, timeout=BACKTRACK_BUDGET)
+        probe.search(text, partial=True, timeout=BACKTRACK_BUDGET)
+        plain.search(text, partial=True, timeout=BACKTRACK_BUDGET)
