@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from gateway.demo import chat, completions, embeddings, models, responses
+from gateway.demo import chat, completions, conversations, embeddings, models, responses
 from gateway.demo.app_keys import CLOCK, DEFAULT_PACE, DEMO_STATE
 from gateway.demo.middleware import apply_controls, openai_errors, record, upstream_headers
 from gateway.demo.state import DemoState
@@ -36,7 +36,16 @@ def create_demo_app(
     app.router.add_post("/v1/responses", responses.handle)
     app.router.add_get("/v1/chat/completions", chat.list_stored)
     app.router.add_get("/v1/chat/completions/{id}", chat.retrieve)
+    app.router.add_post("/v1/chat/completions/{id}", chat.retrieve)  # update: metadata only
+    app.router.add_get("/v1/chat/completions/{id}/messages", chat.stored_messages)
     app.router.add_get("/v1/responses/{id}", responses.retrieve)
+    app.router.add_post("/v1/responses/compact", responses.compact)
+    app.router.add_post("/v1/responses/{id}/cancel", responses.cancel)
+    app.router.add_get("/v1/responses/{id}/input_items", responses.input_items)
+    app.router.add_post("/v1/conversations", conversations.create)
+    app.router.add_get("/v1/conversations/{id}/items", conversations.list_items)
+    app.router.add_post("/v1/conversations/{id}/items", conversations.add_items)
+    app.router.add_get("/v1/conversations/{id}/items/{item_id}", conversations.get_item)
     app.router.add_post("/v1/completions", completions.handle)
     app.on_response_prepare.append(upstream_headers)
     app.on_shutdown.append(_stop_waiting)

@@ -49,6 +49,33 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
     return await send_json(request, completion(_answer(request, {})))
 
 
+async def stored_messages(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/chat/completions/{id}/messages``: the stored messages (one, scripted).
+
+    The scripted text is both the message's ``content`` and its one ``content_parts`` text
+    part, as OpenAI stores a message sent with a content list.
+    """
+    reply = _answer(request, {}).replies[0]
+    text = reply.content or ""
+    message = {
+        "id": f"{request.match_info['id']}-0",
+        "role": "user",
+        "content": text,
+        "name": None,
+        "content_parts": [{"type": "text", "text": text}],
+    }
+    return await send_json(
+        request,
+        {
+            "object": "list",
+            "data": [message],
+            "first_id": message["id"],
+            "last_id": message["id"],
+            "has_more": False,
+        },
+    )
+
+
 async def list_stored(request: web.Request) -> web.StreamResponse:
     """``GET /v1/chat/completions``: the stored completions (one, scripted)."""
     stored = completion(_answer(request, {}))

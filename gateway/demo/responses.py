@@ -56,6 +56,56 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
     return await send_json(request, final)
 
 
+async def cancel(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/responses/{id}/cancel``: the stored response, as it stands when cancelled."""
+    _, final = render(_answer(request, {}), {})
+    return await send_json(request, {**final, "id": request.match_info["id"]})
+
+
+async def input_items(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/responses/{id}/input_items``: the items of a stored response (scripted)."""
+    return await send_json(request, item_list(stored_items(request)))
+
+
+async def compact(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/responses/compact``: the input's items, then a compaction item."""
+    body = json_body(request)
+    answer = _answer(request, body)
+    _, final = render(answer, body)
+    compaction = {
+        "id": f"cmp_demo{answer.sequence:08d}",
+        "type": "compaction",
+        "encrypted_content": "ZGVtbw==",
+    }
+    return await send_json(
+        request,
+        {
+            "id": f"resp_demo{answer.sequence:08d}",
+            "object": "response.compaction",
+            "created_at": answer.created,
+            "output": [*final["output"], compaction],
+            "usage": final["usage"],
+        },
+    )
+
+
+def stored_items(request: web.Request) -> list[dict[str, Any]]:
+    """What a stored response or conversation holds: the scripted reply's output items."""
+    _, final = render(_answer(request, {}), {})
+    items: list[dict[str, Any]] = final["output"]
+    return items
+
+
+def item_list(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": items,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": False,
+    }
+
+
 def _answer(request: web.Request, body: dict[str, Any]) -> Answer:
     tools = get_list(body, "tools")
     user_texts, all_texts = _input_texts(body)

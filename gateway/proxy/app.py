@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp.typedefs import Handler
 
 from gateway.adapters import ADAPTERS
 from gateway.metrics import Metrics
@@ -20,10 +21,11 @@ from gateway.policy import PolicyError
 from gateway.policy.store import PolicyStore
 from gateway.proxy.audit import AuditLog
 from gateway.proxy.health import healthz, metrics, readyz
-from gateway.proxy.middleware import add_request_id, request_context
+from gateway.proxy.middleware import add_request_id, request_context, route_guard
 from gateway.proxy.moderated import route_handler
 from gateway.proxy.passthrough import passthrough
-from gateway.proxy.retrieval import retrieval_handler
+from gateway.proxy.retrieval import STORED_ROUTES, stored_handler
+from gateway.proxy.routes import PASSTHROUGH, ROUTES, RouteClass
 from gateway.proxy.state import AUDIT, METRICS, POLICIES, SETTINGS, UPSTREAM, Upstream
 from gateway.settings import Settings
 
@@ -32,7 +34,9 @@ log = logging.getLogger("sluicegate")
 
 def create_app(settings: Settings, metrics_: Metrics | None = None) -> web.Application:
     """Build the gateway; raises ``PolicyError`` if the policies do not load."""
-    app = web.Application(middlewares=[request_context], client_max_size=settings.max_request_bytes)
+    app = web.Application(
+        middlewares=[request_context, route_guard], client_max_size=settings.max_request_bytes
+    )
     app[SETTINGS] = settings
     app[METRICS] = metrics_ if metrics_ is not None else Metrics()
     app[POLICIES] = PolicyStore(settings.policy, settings.default_policy)
@@ -41,21 +45,23 @@ def create_app(settings: Settings, metrics_: Metrics | None = None) -> web.Appli
     app.cleanup_ctx.append(_upstream)
     app.cleanup_ctx.append(_policy_watcher)
     app.cleanup_ctx.append(_audit)
-    for path, adapter in ADAPTERS.items():
-        # The route name is the bounded ``route`` metric label: chat_completions, ...
-        name = path.removeprefix("/v1/").replace("/", "_")
-        app.router.add_post(path, route_handler(adapter), name=name)
-    chat, responses = ADAPTERS["/v1/chat/completions"], ADAPTERS["/v1/responses"]
-    router = app.router
-    router.add_get("/v1/chat/completions", retrieval_handler(chat, True), name="stored_chat_list")
-    router.add_get("/v1/chat/completions/{id}", retrieval_handler(chat, False), name="stored_chat")
-    router.add_get(
-        "/v1/responses/{id}", retrieval_handler(responses, False), name="stored_response"
-    )
+    # Moderated and stored routes from the route table (``gateway.proxy.routes``), each
+    # under its name (the bounded ``route`` metric label); everything else under /v1 goes
+    # to the route guard and then, if it is text-free, to the pass-through.
+    handlers: dict[str, Handler] = {
+        # chat_completions, completions, responses
+        **{p.removeprefix("/v1/").replace("/", "_"): route_handler(a) for p, a in ADAPTERS.items()},
+        # the input of a compaction is a Responses input, its output a Responses output
+        "responses_compact": route_handler(ADAPTERS["/v1/responses"]),
+        **{name: stored_handler(spec) for name, spec in STORED_ROUTES.items()},
+    }
+    for route in ROUTES:
+        if route.kind in (RouteClass.MODERATED, RouteClass.STORED_MODERATED):
+            app.router.add_route(route.method, route.path, handlers[route.name], name=route.name)
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics, name="metrics")
-    app.router.add_route("*", "/v1/{tail:.*}", passthrough, name="passthrough")
+    app.router.add_route("*", "/v1/{tail:.*}", passthrough, name=PASSTHROUGH)
     return app
 
 

@@ -21,8 +21,20 @@ REQUEST_ID = "X-Sluicegate-Request-Id"
 POLICY = "X-Sluicegate-Policy"
 _OWN_PREFIX = "x-sluicegate-"
 # Recomputed or owned by the client library on each hop, never copied. aiohttp's server
-# decompresses a gzip request body, so its Content-Encoding no longer describes it.
-_REQUEST_DROP = frozenset({"host", "content-length", "accept-encoding", "content-encoding"})
+# decompresses a gzip request body, so its Content-Encoding no longer describes it. The
+# method overrides are refused by the route guard; dropped here too, so no upstream ever
+# serves a request as another method than the one it was checked as.
+_REQUEST_DROP = frozenset(
+    {
+        "host",
+        "content-length",
+        "accept-encoding",
+        "content-encoding",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    }
+)
 _REWRITTEN_DROP = frozenset({"content-length", "content-encoding", "etag", "content-md5"})
 
 

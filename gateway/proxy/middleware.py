@@ -1,4 +1,4 @@
-"""Request id, client authentication and request metrics, for every route."""
+"""Request id, client authentication, request metrics and the route guard, for every route."""
 
 from __future__ import annotations
 
@@ -14,10 +14,15 @@ from aiohttp.typedefs import Handler
 from gateway.proxy.errors import error_response
 from gateway.proxy.headers import REQUEST_ID as REQUEST_ID_HEADER
 from gateway.proxy.labels import route_label
+from gateway.proxy.paths import path_problem
+from gateway.proxy.routes import RouteClass, resolve
 from gateway.proxy.state import METRICS, REQUEST_ID, SETTINGS
 
 log = logging.getLogger("sluicegate.proxy")
 _OPEN_ROUTES = frozenset({"healthz", "readyz", "metrics"})
+METHOD_OVERRIDES = ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override")
+"""Headers some servers take for the method: a POST read as a GET (or the reverse) would be
+moderated as one route and served as another, so a request carrying one is refused."""
 
 
 @web.middleware
@@ -69,3 +74,68 @@ def _authenticate(request: web.Request, label: str) -> web.StreamResponse | None
     return error_response(
         401, "Incorrect or missing API key for this gateway.", code="invalid_api_key"
     )
+
+
+@web.middleware
+async def route_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Default deny: a ``/v1`` request is served only as the route table classifies it.
+
+    The path must be canonical (``gateway.proxy.paths``: anything else is a 400
+    ``invalid_path``, whatever route it is meant for), carry no method override, and be a
+    route of the table (``gateway.proxy.routes``) with its method; a refused route is a
+    403 ``route_not_moderated``. Nothing refused here is ever forwarded.
+    """
+    raw = request.rel_url.raw_path
+    problem = path_problem(raw)
+    if problem is None and request.rel_url.raw_fragment:
+        problem = "it has a fragment"
+    if problem is not None:
+        return error_response(
+            400, f"The request path is not in canonical form: {problem}.", code="invalid_path"
+        )
+    if not raw.lower().startswith("/v1/") and raw.lower() != "/v1":
+        return await handler(request)
+    for name in METHOD_OVERRIDES:
+        if name in request.headers:
+            return error_response(
+                400,
+                f"{name} is not accepted: send the request with its own method.",
+                code="method_override_not_allowed",
+                param=name,
+            )
+    resolution = resolve(request.method, raw)
+    route = resolution.route
+    if resolution.problem is not None:
+        return error_response(
+            400,
+            f"The request path is not in canonical form: {resolution.problem}.",
+            code="invalid_path",
+        )
+    if resolution.allowed:
+        allowed = ", ".join(resolution.allowed)
+        return error_response(
+            405,
+            f"{request.method} is not allowed on this route (allowed: {allowed}).",
+            code="method_not_allowed",
+            headers={"Allow": allowed},
+        )
+    if route is None:
+        return error_response(
+            404,
+            "The gateway does not know this route, so it cannot tell whether it returns "
+            "model text; it is not forwarded.",
+            code="route_not_moderated",
+        )
+    if route.kind is RouteClass.REFUSED:
+        return error_response(
+            403,
+            f"{route.method} {route.path} is refused by the gateway: {route.reason}.",
+            code="route_not_moderated",
+        )
+    if route.method == "OPTIONS" and request.body_exists:
+        return error_response(400, "An OPTIONS request must not have a body.")
+    if route_label(request) != route.name:
+        # The router and the table disagree: serving it could skip moderation.
+        log.error("route table says %s, router chose %s", route.name, route_label(request))
+        return error_response(500, "The gateway's routes are inconsistent.", "server_error")
+    return await handler(request)

@@ -6,6 +6,8 @@ sent rewritten. What comes back is the relay's job (``relay``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -18,30 +20,39 @@ from gateway.proxy.relay import Answer, Exchange
 from gateway.proxy.state import UPSTREAM, UpstreamCall
 
 
+async def checked_body(exchange: Exchange, adapter: ApiAdapter) -> dict[str, Any] | web.Response:
+    """The request's JSON body after the input rules (rewritten where they redact), or the
+    400 to answer instead: not a JSON object, or blocked (``param`` names the field)."""
+    try:
+        body = orjson.loads(await exchange.request.read())
+    except orjson.JSONDecodeError as exc:
+        return error_response(400, f"the request body is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        return error_response(400, "the request body must be a JSON object")
+    verdict = moderate_request(adapter, body, exchange.policy.input)
+    exchange.report(verdict.hits, Direction.INPUT)
+    if verdict.blocked is not None:
+        return error_response(
+            400,
+            verdict.message,
+            code=verdict.code,
+            param=verdict.blocked.param,
+        )
+    return verdict.body
+
+
 def route_handler(adapter: ApiAdapter) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         exchange = Exchange.begin(request)
         if isinstance(exchange, web.Response):
             return exchange
-        try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError as exc:
-            return error_response(400, f"the request body is not valid JSON: {exc}")
-        if not isinstance(body, dict):
-            return error_response(400, "the request body must be a JSON object")
-        verdict = moderate_request(adapter, body, exchange.policy.input)
-        exchange.report(verdict.hits, Direction.INPUT)
-        if verdict.blocked is not None:
-            return error_response(
-                400,
-                "The request was rejected by the content policy.",
-                code="content_policy_violation",
-                param=verdict.blocked.param,
-            )
+        body = await checked_body(exchange, adapter)
+        if isinstance(body, web.Response):
+            return body
         upstream = request.app[UPSTREAM]
         headers = upstream.headers(request.headers)
         headers["Content-Type"] = "application/json"
-        call = UpstreamCall("POST", upstream.url(request.path), headers, orjson.dumps(verdict.body))
+        call = UpstreamCall("POST", upstream.url(request.path), headers, orjson.dumps(body))
         answer = Answer(
             adapter.moderate_response,
             lambda config: adapter.stream(body, config),

@@ -1,40 +1,29 @@
-"""Every other ``/v1/...`` route, forwarded unchanged and streamed both ways.
+"""The text-free ``/v1/...`` routes, forwarded unchanged and streamed both ways.
 
-Uploads (files, audio) and downloads are never buffered whole: the request body is
-handed to the client session as a stream and the response is relayed chunk by chunk.
+Only what the route guard let through gets here (``gateway.proxy.middleware``): a
+canonical path that the route table classes as text-free (``gateway.proxy.routes``).
+
+Uploads (files, audio) and downloads are never buffered whole: the request body is handed
+to the client session as a stream and the response is relayed chunk by chunk.
 """
 
 from __future__ import annotations
 
 import logging
-from urllib.parse import unquote
 
 from aiohttp import ClientError, web
 
 from gateway.proxy.errors import error_response
 from gateway.proxy.headers import client_response_headers
+from gateway.proxy.paths import path_problem
 from gateway.proxy.state import METRICS, UPSTREAM
 
 log = logging.getLogger("sluicegate.proxy")
 _CHUNK = 64 * 1024
 
 
-def canonical(raw_path: str) -> bool:
-    """Is the path exactly what an upstream will route on?
-
-    ``/v1/chat%2Fcompletions``, ``/v1/x/../chat/completions``, ``//`` or a trailing
-    slash miss the moderated routes here, yet many upstreams normalise them back onto
-    ``/v1/chat/completions``: relayed unchanged they would bypass every rule.
-    """
-    lowered = raw_path.lower()
-    if "%2f" in lowered or "%5c" in lowered or "\\" in raw_path or "//" in raw_path:
-        return False
-    segments = unquote(raw_path).split("/")
-    return raw_path == "/" or (segments[-1] != "" and not {".", ".."} & set(segments))
-
-
 async def passthrough(request: web.Request) -> web.StreamResponse:
-    if not canonical(request.rel_url.raw_path):
+    if path_problem(request.rel_url.raw_path) is not None:  # the guard refused it already
         return error_response(
             400, "The request path is not in canonical form.", code="invalid_path"
         )
