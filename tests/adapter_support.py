@@ -20,6 +20,7 @@ CFG = SluiceConfig(
     max_hold=512,
 )
 NOTICE = dataclasses.replace(CFG, cutoff_notice=" [cut off]")
+STREAMED_TOOLS = dataclasses.replace(CFG, whole_tool_calls=False)  # ``tool_arguments: stream``
 SECRET = "sk-AB12CD34EF"
 
 

@@ -7,6 +7,7 @@ state (``ChatCompletionStreamState``), so "valid for the SDK" is checked by the 
 from __future__ import annotations
 
 import codecs
+import copy
 import dataclasses
 import json
 import re
@@ -30,7 +31,7 @@ from gateway.adapters.chat_completions import moderate_response, request_fields
 from gateway.adapters.inputs import moderate_request
 from gateway.sluice import Action, Matcher, Rule, SluiceConfig, moderate
 from gateway.sse import encode_event
-from tests.adapter_support import CFG, NOTICE, SECRET, every_string
+from tests.adapter_support import CFG, NOTICE, SECRET, STREAMED_TOOLS, every_string
 
 ADAPTER = ADAPTERS["/v1/chat/completions"]
 # Text that no rule can start on: no "s" (sk-) and no "n" (nightingale).
@@ -225,8 +226,10 @@ def test_transparency_for_any_chunking(text: str, cuts: list[int], args: str) ->
             chunk([entry({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})])
         )
     events.append(chunk([entry({}, 0, "tool_calls")]))
-    out = finish_run(events)
+    out = finish_run(events, config=STREAMED_TOOLS)
     assert [o.data for o in out] == [*map(round_trip, events), "[DONE]"]
+    whole = finish_run(events)
+    assert sdk_final(whole).model_dump() == sdk_final(out).model_dump()
 
 
 def test_text_that_cannot_start_a_match_leaves_at_once() -> None:
@@ -462,7 +465,7 @@ def test_block_inside_tool_arguments() -> None:
         events.append(
             chunk([entry({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})])
         )
-    out, moderator = run(events)
+    out, moderator = run(events, config=STREAMED_TOOLS)
     assert moderator.finished
     last = chunks_of(out)[-1]["choices"][0]
     assert last["finish_reason"] == "content_filter"
@@ -529,7 +532,7 @@ def test_tool_arguments_stay_valid_json(pre: str, post: str, cuts: list[int], st
 
 def test_redaction_across_json_structure_cuts_instead() -> None:
     crossing = dataclasses.replace(
-        CFG, enforce=Matcher([Rule("x", r'a", "b', Action.REDACT, "[X]")], 0.1)
+        STREAMED_TOOLS, enforce=Matcher([Rule("x", r'a", "b', Action.REDACT, "[X]")], 0.1)
     )
     out = finish_run(tool_events([("f", '{"k": ["a", "b"]}')], [4, 9]), config=crossing)
     last = chunks_of(out)[-1]["choices"][0]
@@ -545,7 +548,7 @@ def test_redaction_across_json_structure_cuts_instead() -> None:
 
 def test_a_new_tool_index_finishes_the_previous_call() -> None:
     events = tool_events([("f", '{"a": "sk'), ("g", "{}")], [])
-    out = finish_run(events)
+    out = finish_run(events, config=STREAMED_TOOLS)
     second_head = next(
         c
         for c in chunks_of(out)
@@ -701,14 +704,66 @@ def test_non_streaming_tool_calls_and_cut() -> None:
         },
         finish="tool_calls",
     )
-    result = moderate_response(body, CFG)
-    choice = result.body["choices"][0]
-    calls = choice["message"]["tool_calls"]
-    assert json.loads(calls[0]["function"]["arguments"]) == {"q": "x [REDACTED]", "n": 5}
+    streamed = moderate_response(copy.deepcopy(body), STREAMED_TOOLS).body["choices"][0]
+    calls = streamed["message"]["tool_calls"]
     assert calls[1]["function"]["arguments"] == '{"q": "'
     assert len(calls) == 2
+    result = moderate_response(body, CFG)
+    choice = result.body["choices"][0]
+    [call] = choice["message"]["tool_calls"]  # the cut call is withdrawn whole
+    assert json.loads(call["function"]["arguments"]) == {"q": "x [REDACTED]", "n": 5}
     assert choice["finish_reason"] == "content_filter"
     assert {found.hit.rule_id for found in result.hits} == {"secret", "ban"}
+
+
+def tool_calls_sent(out: Sequence[OutEvent]) -> list[Any]:
+    return [
+        call
+        for c in chunks_of(out)
+        for e in c["choices"]
+        for call in e["delta"].get("tool_calls") or []
+    ]
+
+
+def test_whole_tool_calls_go_out_complete_once_each() -> None:
+    raw = json.dumps({"to": "ops-team", "subject": "weekly report", "n": 3})
+    out = finish_run(tool_events([("send", raw), ("log", "{}")], [3, 11, 20]))
+    entries = tool_calls_sent(out)
+    assert entries == [
+        {
+            "index": 0,
+            "id": "call_0",
+            "type": "function",
+            "function": {"name": "send", "arguments": raw},
+        },
+        {
+            "index": 1,
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "log", "arguments": "{}"},
+        },
+    ]
+    assert sdk_final(out).choices[0].finish_reason == "tool_calls"
+
+
+@given(cuts=st.lists(st.integers(1, 30)))
+def test_a_block_in_tool_arguments_withdraws_the_whole_call(cuts: list[int]) -> None:
+    ok = json.dumps({"q": "fine"})
+    cut = json.dumps({"to": "ops-team", "subject": "the nightingale files"})
+    out = finish_run(tool_events([("first", ok), ("send", cut), ("after", "{}")], cuts))
+    sent = tool_calls_sent(out)
+    assert sent == [
+        {
+            "index": 0,
+            "id": "call_0",
+            "type": "function",
+            "function": {"name": "first", "arguments": ok},
+        }
+    ]
+    assert all("ops-team" not in o.data and "send" not in o.data for o in out)
+    assert chunks_of(out)[-1]["choices"][0]["finish_reason"] == "content_filter"
+    with pytest.raises(ContentFilterFinishReasonError):
+        sdk_final(out)
 
 
 def test_non_streaming_annotations_follow_the_text() -> None:
@@ -796,13 +851,17 @@ def test_request_fields_list_every_text() -> None:
         "prediction": {"type": "content", "content": "guess"},
     }
     params = {f.param: f.text for f in request_fields(body)}
-    assert params == {  # every string the model reads; ids, roles, types and URLs are not
+    assert params == {  # every string but the enums (roles, types): ids and URLs too
+        "model": "m",
         "messages[0].content": "sys",
         "messages[1].name": "bob",
         "messages[1].content[0].text": "hi",
+        "messages[1].content[1].image_url.url": "https://example.com/cat.png",
         "messages[2].refusal": "no",
+        "messages[2].tool_calls[0].id": "c",
         "messages[2].tool_calls[0].function.name": "f",
         "messages[2].tool_calls[0].function.arguments": '{"a": 1}',
+        "messages[3].tool_call_id": "c",
         "messages[3].content": "result",
         "messages[4].function_call.name": "f",
         "messages[4].function_call.arguments": "{}",

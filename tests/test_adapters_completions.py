@@ -203,11 +203,13 @@ def test_non_streaming_equals_streaming(pre: str, post: str, cuts: list[int], ba
 
 def test_request_fields() -> None:
     assert [
-        (f.param, f.text) for f in request_fields({"prompt": ["a", [1, 2], "b"], "suffix": "z"})
+        (type(f).__name__, f.param, f.text)
+        for f in request_fields({"prompt": ["a", [1, 2], "b"], "suffix": "z"})
     ] == [
-        ("prompt[0]", "a"),
-        ("prompt[2]", "b"),
-        ("suffix", "z"),
+        ("TextField", "prompt[0]", "a"),
+        ("Unreadable", "prompt[1]", ""),  # token ids: refused under an enforcing policy
+        ("TextField", "prompt[2]", "b"),
+        ("TextField", "suffix", "z"),
     ]
     assert [f.param for f in request_fields({"prompt": "hi"})] == ["prompt"]
 

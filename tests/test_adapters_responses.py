@@ -27,7 +27,7 @@ from gateway.adapters.base import OutEvent, StreamModerator
 from gateway.adapters.responses import moderate_response, request_fields
 from gateway.sluice import SluiceConfig, moderate
 from gateway.sse import encode_event
-from tests.adapter_support import CFG, NOTICE, SECRET, every_string
+from tests.adapter_support import CFG, NOTICE, SECRET, STREAMED_TOOLS, every_string
 
 ADAPTER = ADAPTERS["/v1/responses"]
 SAFE = st.text(alphabet="abcdefghijklmopqrtuvwxyz ,.!é😀\n", max_size=40)
@@ -299,10 +299,16 @@ def test_transparency_for_any_chunking(text: str, args: str, cuts: list[int]) ->
         .function(split(raw_args, cuts))
         .complete()
     )
-    out, moderator = run(events)
+    out, moderator = run(events, STREAMED_TOOLS)
     assert [o.data for o in out] == [round_trip(e) for e in events]
     assert not moderator.finished
     assert moderator.on_eof().events == [] and moderator.finished
+    whole, _ = run(events)
+    sdk_state(whole)
+    final = [e["response"] for e in of_type(whole, "response.completed")]
+    assert final == [e["response"] for e in of_type(out, "response.completed")]
+    args = of_type(whole, "response.function_call_arguments.delta")
+    assert [a["delta"] for a in args] == [raw_args]  # one delta, the whole arguments
 
 
 def test_done_after_completed_passes_and_ends() -> None:
@@ -463,9 +469,11 @@ def test_block_ends_with_response_incomplete(pre: str, post: str, cuts: list[int
     assert state._completed_response is None
 
 
-def test_block_inside_function_arguments() -> None:
+@pytest.mark.parametrize("whole", [True, False])
+def test_block_inside_function_arguments(whole: bool) -> None:
     out, moderator = run(
-        Script().start().function(['{"q": "a night', 'ingale", "n": 1}']).complete()
+        Script().start().function(['{"q": "a night', 'ingale", "n": 1}']).complete(),
+        CFG if whole else STREAMED_TOOLS,
     )
     assert moderator.finished
     assert [e["type"] for e in parsed(out)][-3:] == [
@@ -473,7 +481,12 @@ def test_block_inside_function_arguments() -> None:
         "response.output_item.done",
         "response.incomplete",
     ]
-    assert of_type(out, "response.function_call_arguments.done")[0]["arguments"] == '{"q": "a '
+    # Whole: nothing of the arguments was sent, so no truncated call can be run.
+    expected = "" if whole else '{"q": "a '
+    assert of_type(out, "response.function_call_arguments.done")[0]["arguments"] == expected
+    assert of_type(out, "response.output_item.done")[0]["item"]["arguments"] == expected
+    assert of_type(out, "response.incomplete")[0]["response"]["output"][0]["arguments"] == expected
+    assert not of_type(out, "response.function_call_arguments.delta") or not whole
     assert "ingale" not in visible(out)
     sdk_state(out)
 
@@ -601,7 +614,7 @@ def test_request_fields_list_every_text() -> None:
                 "role": "user",
                 "content": [
                     {"type": "input_text", "text": "hi"},
-                    {"type": "input_image", "image_url": "u"},
+                    {"type": "input_image", "image_url": "https://example.com/cat.png"},
                 ],
             },
             {
@@ -617,8 +630,12 @@ def test_request_fields_list_every_text() -> None:
         "instructions": "be nice",
         "input[0].content": "hello",
         "input[1].content[0].text": "hi",
+        "input[1].content[1].image_url": "https://example.com/cat.png",
         "input[2].content[0].text": "prev",
+        "input[3].call_id": "c",
+        "input[3].name": "f",
         "input[3].arguments": '{"a": 1}',
+        "input[4].call_id": "c",
         "input[4].output": "result",
     }
     assert [f.param for f in request_fields({"input": "just text"})] == ["input"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from gateway.detectors.registry import build_detector
 from gateway.sluice import (
     ERROR_RULE,
     HOLD_LIMIT_RULE,
@@ -485,3 +486,20 @@ def test_look_behind_words_arm_a_rule_whenever_they_precede(text: str) -> None:
     got = tr(config(rule), text)
     assert "hunter2" not in got.text
     assert "<P>" in got.text
+
+
+def test_context_words_cased_with_a_dotted_capital_i_still_arm_their_rule() -> None:
+    # regex folds "İ" (U+0130) with "i", but "İ".casefold() is two characters, so a
+    # casefolded search for the rule's context word would miss it and skip the rule.
+    detector = build_detector("generic_secret")
+    rule = Rule(
+        "gs",
+        detector.pattern,
+        Action.REDACT,
+        "<S>",
+        ignore_case=detector.ignore_case,
+        validate=detector.validate,
+    )
+    cfg = SluiceConfig(Matcher([rule], 1.0), Matcher([], 1.0), max_hold=512)
+    for text in ("PRİVATE_KEY=a8F3kQ9zX2mP7vL1", "CREDENTİAL=a8F3kQ9zX2mP7vL1"):
+        assert moderate(cfg, text).text.endswith("<S>"), text

@@ -9,13 +9,14 @@ the three adapters differ only in where their wire shapes put the text.
 from __future__ import annotations
 
 import bisect
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 from gateway.adapters.base import ChannelHit, Hits
 from gateway.adapters.json_view import JsonCodec
 from gateway.adapters.logprobs import TOKEN_ENTRIES, LogprobFormat, LogprobTrack
-from gateway.sluice import ERROR_RULE, Action, Hit, Reason, SluiceConfig, Step, moderate
+from gateway.adapters.unknown import token_is_clean
+from gateway.sluice import ERROR_RULE, Action, Hit, Reason, SluiceConfig, Step
 
 
 class Channel:
@@ -238,17 +239,3 @@ class Channel:
             self._released = step.pieces[-1].end
         self._out_len += len(encoded.raw)
         return encoded.raw, encoded.cut_at
-
-
-@lru_cache(maxsize=1 << 16)
-def token_is_clean(config: SluiceConfig, token: str) -> bool:
-    """``is_clean`` for logprob alternatives: few distinct tokens recur across every
-    stream, so a process-wide cache makes checking each alternative nearly free."""
-    return is_clean(config, token)
-
-
-def is_clean(config: SluiceConfig, text: str) -> bool:
-    """Whether no enforcing rule changes ``text``: for side texts (annotation titles, URLs)
-    that are dropped whole rather than rewritten when a rule fires on them."""
-    step = moderate(config, text)
-    return not step.cut and not any(p.redacted for p in step.pieces)

@@ -23,9 +23,10 @@ from typing import Any, Protocol
 
 import orjson
 
-from gateway.adapters.base import Hits, Moderated, OutEvent
+from gateway.adapters.base import ChannelHit, Hits, Moderated, OutEvent
 from gateway.adapters.channels import Channel
 from gateway.adapters.logprobs import TOKEN_ENTRIES, LogprobFormat
+from gateway.adapters.unknown import UNKNOWN, Unknown, blank, place
 from gateway.sluice import SluiceConfig
 
 DONE = OutEvent("[DONE]")
@@ -37,16 +38,32 @@ Path = tuple[str | int, ...]
 class ChoiceState:
     """One choice's channels and whether it has ended (normally or by a cut)."""
 
-    __slots__ = ("_config", "channels", "cut", "ended", "index", "offset_base", "tools")
+    __slots__ = (
+        "_config",
+        "_hits",
+        "calls",
+        "channels",
+        "cut",
+        "ended",
+        "frames",
+        "index",
+        "offset_base",
+        "sent",
+        "tools",
+    )
 
     def __init__(self, index: int, config: SluiceConfig) -> None:
         self.index = index
         self._config = config
+        self._hits: list[ChannelHit] = []  # decided outside any channel (``whole_unknown``)
         self.channels: dict[Path, Channel] = {}
         self.ended = False
         self.cut = False
-        self.tools: set[int] = set()  # chat: tool-call indexes already sent
+        self.tools: set[int] = set()  # chat: tool-call indexes already seen
+        self.calls: dict[int, dict[str, Any]] = {}  # chat: whole tool calls not yet sent
+        self.sent: set[Path] = set()  # chat: members a client reads once, already sent
         self.offset_base: int | None = None  # legacy: ``text_offset`` of input offset 0
+        self.frames: dict[str, Any] = {}  # the last value of each unknown delta key
 
     def channel(
         self,
@@ -58,8 +75,11 @@ class ChoiceState:
     ) -> Channel:
         found = self.channels.get(path)
         if found is None:
+            # Names are the gateway's vocabulary: an unknown path's upstream member names
+            # never become a channel name (they reach metrics and the audit log).
+            tail = path[:1] if path[0] == UNKNOWN else path
             name = f"choices[{self.index}]" + "".join(
-                f"[{p}]" if isinstance(p, int) else f".{p}" for p in path
+                f"[{p}]" if isinstance(p, int) else f".{p}" for p in tail
             )
             found = Channel(self._config, name, json=json, record=record, logprobs=logprobs)
             self.channels[path] = found
@@ -115,9 +135,38 @@ class ChoiceState:
     def held(self) -> int:
         return sum(ch.held for ch in self.channels.values())
 
+    def unknown_delta(self, key: str, value: Any) -> Any:
+        """A streamed delta member no adapter knows: a channel per path below ``key``."""
+        self.frames[key] = value
+        unknown = Unknown(self._config, f"choices[{self.index}].{UNKNOWN}", self._feed_unknown(key))
+        return unknown.value(value)
+
+    def release_unknown(self, node: dict[str, Any], path: Path, text: str) -> None:
+        """Held text of an unknown delta member goes out in the frame its last delta had
+        (structure kept, text emptied), so a client finds it where it expects it."""
+        key = str(path[1])
+        if key not in node and not isinstance(self.frames.get(key), str):
+            node[key] = blank(self.frames.get(key))
+        place(node, path[1:], text)
+
+    def unknown_whole(self, value: Any, path: Path = ()) -> Any:
+        """A value outside the deltas no adapter knows, moderated whole where it stands
+        (``path`` ends with its member name, which decides whether it is structural)."""
+        unknown = Unknown(self._config, f"choices[{self.index}].{UNKNOWN}")
+        out = unknown.value(value, path)
+        self._hits.extend(unknown.hits)
+        return out
+
+    def _feed_unknown(self, key: str) -> Callable[[Path, str], str]:
+        return lambda path, text: self.feed((UNKNOWN, key, *path), text)
+
     def take_hits(self) -> Hits:
-        """Every hit the choice's channels decided since the last call."""
-        return tuple(hit for ch in self.channels.values() for hit in ch.take_hits())
+        """Every hit the choice decided since the last call."""
+        hits = tuple(hit for ch in self.channels.values() for hit in ch.take_hits())
+        if self._hits:
+            hits += tuple(self._hits)
+            self._hits.clear()
+        return hits
 
     def discard(self) -> None:
         for channel in self.channels.values():
@@ -158,6 +207,8 @@ class ChoiceStream:
         self._choices: dict[int, ChoiceState] = {}
         self._envelope: dict[str, Any] | None = None  # the last chunk, to build new ones from
         self._finished = False
+        self._hits: list[ChannelHit] = []  # decided in the envelope, outside any choice
+        self._seen: dict[str, tuple[Any, Any]] = {}  # envelope member -> (upstream, moderated)
 
     @property
     def finished(self) -> bool:
@@ -184,7 +235,31 @@ class ChoiceStream:
 
     def _moderated(self, events: list[OutEvent]) -> Moderated:
         hits = tuple(hit for state in self._choices.values() for hit in state.take_hits())
+        if self._hits:
+            hits += tuple(self._hits)
+            self._hits.clear()
         return Moderated(events, hits)
+
+    def _outside_choices(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        """The chunk's members other than ``choices``, moderated whole (default deny):
+        ids and model names by shape, ``usage`` numbers as they are, anything else as text.
+        Key order is upstream's, and the parse is what is sent: duplicate keys collapse to
+        the one value that was moderated."""
+        unknown = Unknown(self._config, "envelope")
+        seen = self._seen
+        out: dict[str, Any] = {}
+        for key, value in chunk.items():
+            if key == "choices":
+                out[key] = []  # its place, for the entries (``null`` would break the SDKs)
+                continue
+            known = seen.get(key)
+            if known is not None and known[0] == value and isinstance(value, str | int):
+                out[key] = known[1]  # every chunk repeats the id, the model ...: judged once
+            elif unknown.member(key):
+                out[key] = moderated = unknown.value(value, (key,))
+                seen[key] = (value, moderated)
+        self._hits.extend(unknown.hits)
+        return out
 
     def _event(self, data: str) -> list[OutEvent]:
         if self._finished:
@@ -199,16 +274,18 @@ class ChoiceStream:
             )
         if not isinstance(chunk, dict):
             return self._fail("upstream_malformed_event", "Upstream sent an unexpected event.")
+        choices = chunk.get("choices")
         if chunk.get("error"):
+            # Upstream's own error (also beside choices, as OpenRouter sends it): the stream
+            # ends there; what its choices held was never checked whole, so it is dropped.
             self._discard()
             self._finished = True
-            return [OutEvent(data)]
-        choices = chunk.get("choices")
+            return [_event(self._outside_choices(chunk))]
         if choices is None:
-            return [OutEvent(data)]  # no choices, no text (e.g. some servers' usage chunk)
+            return [_event(self._outside_choices(chunk))]  # e.g. some servers' usage chunk
         if not isinstance(choices, list):
             return self._fail("upstream_malformed_event", "Upstream sent a malformed chunk.")
-        return self._chunk(chunk, choices)
+        return self._chunk(self._outside_choices(chunk), choices)
 
     def _eof(self) -> list[OutEvent]:
         if self._finished:
@@ -243,7 +320,7 @@ class ChoiceStream:
                 entries.append(rewritten)
         if entries or not choices or usage:
             chunk["choices"] = entries
-            out.append(OutEvent(orjson.dumps(chunk).decode()))
+            out.append(_event(chunk))
         if cut and self._all_cut():
             self._finished = True
             out.append(DONE)
@@ -307,6 +384,10 @@ def is_empty(value: Any) -> bool:
     if isinstance(value, list):
         return all(is_empty(v) for v in value)
     return False
+
+
+def _event(chunk: dict[str, Any]) -> OutEvent:
+    return OutEvent(orjson.dumps(chunk).decode())
 
 
 def _is_index(value: object) -> bool:

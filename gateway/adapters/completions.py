@@ -14,6 +14,8 @@ from typing import Any
 
 from gateway.adapters.base import ApiAdapter, ChannelHit, ModeratedBody, StreamModerator, TextField
 from gateway.adapters.choices import ChoiceState, ChoiceStream, is_empty
+from gateway.adapters.request_shapes import COMPLETIONS_TEXT
+from gateway.adapters.unknown import UNKNOWN, Unknown, carries_text, key_is_safe
 from gateway.sluice import SluiceConfig
 
 ROUTE = "/v1/completions"
@@ -34,11 +36,25 @@ class LegacyEntries:
         return {"token": text, "logprob": 0.0, "top": None if top is None else {}, "offset": offset}
 
     def scrub(self, entry: Any, keep: Callable[[str], bool]) -> Any:
-        top = entry.get("top") if isinstance(entry, dict) else None
-        if not isinstance(top, dict) or not top:
-            return entry
-        kept = {k: v for k, v in top.items() if not isinstance(k, str) or keep(k)}
-        return entry if len(kept) == len(top) else {**entry, "top": kept}
+        """Rebuilt from checked parts only: the placed token, numbers, and alternatives
+        (raw text as keys) that a rule accepts; ``offset`` is recomputed later."""
+        top = entry.get("top")
+        kept = (
+            {k: _number(v) for k, v in top.items() if isinstance(k, str) and keep(k)}
+            if isinstance(top, dict)
+            else None
+        )
+        offset = entry.get("offset")
+        return {
+            "token": entry["token"],
+            "logprob": _number(entry.get("logprob")),
+            "top": kept,
+            "offset": offset if isinstance(offset, int) else None,
+        }
+
+
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 LEGACY_ENTRIES = LegacyEntries()
@@ -84,9 +100,11 @@ def _put_logprobs(choice: ChoiceState, entry: dict[str, Any]) -> None:
     taken = choice.channel(TEXT, logprobs=LEGACY_ENTRIES).take_logprobs()
     upstream = entry.get("logprobs")
     if isinstance(upstream, dict):
-        entry["logprobs"] = {**upstream, **_arrays(choice, taken, upstream)}
+        entry["logprobs"] = _arrays(choice, taken, upstream)
     elif taken:
         entry["logprobs"] = _arrays(choice, taken, None)
+    elif upstream is not None:
+        entry["logprobs"] = None  # not the arrays: nothing in it could be checked
 
 
 class CompletionsShape:
@@ -96,9 +114,12 @@ class CompletionsShape:
         self, choice: ChoiceState, entry: dict[str, Any], first: bool
     ) -> dict[str, Any] | None:
         if choice.ended:
-            return None if choice.cut or _carries_text(entry) else entry
+            if choice.cut or _carries_text(entry):
+                return None
+            after: dict[str, Any] = choice.unknown_whole(entry)
+            return after
         channel = choice.channel(TEXT, logprobs=LEGACY_ENTRIES)
-        out = dict(entry)
+        out = _members(choice, entry, streamed=True)
         text = entry.get("text")
         if isinstance(text, str):
             out["text"] = choice.feed(TEXT, text)
@@ -120,8 +141,28 @@ class CompletionsShape:
         return None if is_empty(out) else out
 
 
+def _members(choice: ChoiceState, entry: dict[str, Any], *, streamed: bool) -> dict[str, Any]:
+    """The entry's own members as they are (text and logprobs are rebuilt after), and the
+    rest moderated: nothing upstream adds goes out unchecked. A streamed choice is where
+    a chat delta would be, so there its other text members are channels per path."""
+    out: dict[str, Any] = {}
+    for key, value in entry.items():
+        if key in ("text", "index", "logprobs"):
+            out[key] = value
+        elif not key_is_safe(choice.config, key):
+            continue
+        elif streamed and key != "finish_reason":
+            out[key] = choice.unknown_delta(key, value)
+        else:
+            out[key] = choice.unknown_whole(value, (key,))
+    return out
+
+
 def _finish(choice: ChoiceState, entry: dict[str, Any]) -> None:
-    for _, text in choice.finish():
+    for path, text in choice.finish():
+        if path[0] == UNKNOWN:
+            choice.release_unknown(entry, path, text)
+            continue
         previous = entry.get("text")
         entry["text"] = (previous if isinstance(previous, str) else "") + text
     choice.ended = True
@@ -132,7 +173,7 @@ def _finish(choice: ChoiceState, entry: dict[str, Any]) -> None:
 def _carries_text(entry: dict[str, Any]) -> bool:
     logprobs = entry.get("logprobs")
     tokens = logprobs.get("tokens") if isinstance(logprobs, dict) else None
-    return bool(entry.get("text")) or bool(tokens)
+    return carries_text(entry) or bool(tokens)
 
 
 def stream(body: dict[str, Any], config: SluiceConfig) -> StreamModerator:
@@ -141,15 +182,21 @@ def stream(body: dict[str, Any], config: SluiceConfig) -> StreamModerator:
 
 def moderate_response(body: dict[str, Any], config: SluiceConfig) -> ModeratedBody:
     """Moderate a ``text_completion`` body in place, exactly as its stream would be."""
-    choices = body.get("choices")
-    if not isinstance(choices, list):
-        return ModeratedBody(body)
-    hits: list[ChannelHit] = []
+    envelope = Unknown(config, "envelope")
+    out: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "choices" and isinstance(value, list):
+            out[key] = value
+        elif envelope.member(key):
+            out[key] = envelope.value(value, (key,))
+    choices: list[Any] = out.get("choices") or []
+    hits: list[ChannelHit] = list(envelope.hits)
     for position, entry in enumerate(choices):
         if not isinstance(entry, dict):
             continue
         index = entry.get("index", position)
         choice = ChoiceState(index if isinstance(index, int) else position, config)
+        entry = choices[position] = _members(choice, entry, streamed=False)
         choice.channel(TEXT, logprobs=LEGACY_ENTRIES)
         text = entry.get("text")
         if isinstance(text, str):
@@ -158,30 +205,25 @@ def moderate_response(body: dict[str, Any], config: SluiceConfig) -> ModeratedBo
         entries = _entries(logprobs)
         if isinstance(logprobs, dict):
             taken = choice.whole_logprobs(TEXT, entries or [], LEGACY_ENTRIES)
-            entry["logprobs"] = {**logprobs, **_arrays(choice, taken, logprobs)}
+            entry["logprobs"] = _arrays(choice, taken, logprobs)
+        elif logprobs is not None:
+            entry["logprobs"] = None
         if choice.cut:
             entry["finish_reason"] = "content_filter"
         hits.extend(choice.take_hits())
-    return ModeratedBody(body, tuple(hits))
+    return ModeratedBody(out, tuple(hits))
 
 
 def request_fields(body: dict[str, Any]) -> Iterator[TextField]:
-    """``prompt`` (a string or a list of strings) and ``suffix``."""
-    prompt = body.get("prompt")
-    if isinstance(prompt, str):
-        yield TextField(("prompt",), prompt)
-    elif isinstance(prompt, list):
-        for i, item in enumerate(prompt):
-            if isinstance(item, str):
-                yield TextField(("prompt", i), item)
-    suffix = body.get("suffix")
-    if isinstance(suffix, str):
-        yield TextField(("suffix",), suffix)
+    """Every text a completions request sends upstream: each string and member name but
+    the structural ones (``request_shapes.COMPLETIONS``); token-id prompts as
+    ``Unreadable``."""
+    return COMPLETIONS_TEXT(body)
 
 
 ADAPTER = ApiAdapter(
     route=ROUTE,
-    request_fields=request_fields,
+    request_fields=COMPLETIONS_TEXT,
     moderate_response=moderate_response,
     stream=stream,
 )

@@ -74,18 +74,61 @@ class TokenEntries:
         return out
 
     def scrub(self, entry: Any, keep: Callable[[str], bool]) -> Any:
-        top = entry.get("top_logprobs") if isinstance(entry, dict) else None
-        if not isinstance(top, list) or not top:
-            return entry
-        kept = [
-            a
-            for a in top
-            if not isinstance(a, dict) or not isinstance(a.get("token"), str) or keep(a["token"])
-        ]
-        return entry if len(kept) == len(top) else {**entry, "top_logprobs": kept}
+        """Rebuilt from what was checked, never copied (default deny).
+
+        The entry was placed by its bytes, so its ``token`` goes out only if it spells
+        those bytes (a token that differs from its ``bytes`` would be unplaced text);
+        otherwise the token is respelled from them. Alternatives keep only a token a
+        rule accepts, a number, and bytes that spell that token. Other members go.
+        """
+        placed = self.token_bytes(entry)
+        if placed is None:
+            return None
+        token = entry.get("token")
+        if not isinstance(token, str) or token.encode("utf-8", "surrogatepass") != placed:
+            token = _spell(placed)
+        out: dict[str, Any] = {"token": token, "logprob": _number(entry.get("logprob"))}
+        if "bytes" in entry:
+            out["bytes"] = list(placed)
+        top = entry.get("top_logprobs")
+        if isinstance(top, list):
+            out["top_logprobs"] = [
+                alternative
+                for a in top
+                if (alternative := _alternative(a, keep, with_bytes="bytes" in entry)) is not None
+            ]
+        elif "top_logprobs" in entry:
+            out["top_logprobs"] = None
+        return out
 
 
 TOKEN_ENTRIES = TokenEntries()
+
+
+def _number(value: Any) -> float:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _spell(raw: bytes) -> str:
+    """A token's text from its bytes; a cut inside a character is written as OpenAI does."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "bytes:" + "".join(f"\\x{b:02x}" for b in raw)
+
+
+def _alternative(
+    alternative: Any, keep: Callable[[str], bool], *, with_bytes: bool
+) -> dict[str, Any] | None:
+    if not isinstance(alternative, dict):
+        return None
+    token = alternative.get("token")
+    if not isinstance(token, str) or not keep(token):
+        return None
+    out: dict[str, Any] = {"token": token, "logprob": _number(alternative.get("logprob"))}
+    if with_bytes:
+        out["bytes"] = list(token.encode("utf-8", "surrogatepass"))
+    return out
 
 
 class _Mapped(NamedTuple):

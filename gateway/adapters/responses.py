@@ -25,6 +25,7 @@ import orjson
 
 from gateway.adapters.base import (
     ApiAdapter,
+    ChannelHit,
     Hits,
     Moderated,
     ModeratedBody,
@@ -32,7 +33,18 @@ from gateway.adapters.base import (
     StreamModerator,
     TextField,
 )
-from gateway.adapters.channels import Channel, is_clean
+from gateway.adapters.channels import Channel
+from gateway.adapters.request_shapes import RESPONSES_TEXT
+from gateway.adapters.unknown import (
+    STRUCTURAL,
+    UNKNOWN,
+    Path,
+    Unknown,
+    blank,
+    is_clean,
+    key_is_safe,
+    place,
+)
 from gateway.sluice import SluiceConfig
 
 ROUTE = "/v1/responses"
@@ -110,6 +122,17 @@ _PART_DONE = {
     "response.reasoning_summary_part.done": "summary",
 }
 _DONE_OF_SLOT = {v: k for k, v in _PART_DONE.items()}
+#: Members of items, parts and responses that the code above rewrites itself; every
+#: other member goes through ``ResponseTexts.other`` (default deny).
+_ITEM_OWN = frozenset({"content", "summary"})
+_PART_OWN = frozenset({"annotations", "logprobs"})
+_RESPONSE_OWN = frozenset({"output", "output_text"})
+_ANNOTATION_OWN = frozenset({"start_index", "end_index", "index", "title", "url"})
+#: Event members a handler rewrote before ``_emit`` (everything else is moderated there).
+_DELTA_OWN = frozenset({"delta", "logprobs"})
+_PART_EVENT_OWN = frozenset({"part"})
+_ITEM_EVENT_OWN = frozenset({"item"})
+_RESPONSE_EVENT_OWN = frozenset({"response"})
 _LIFECYCLE = frozenset({"response.created", "response.queued", "response.in_progress"})
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
@@ -141,18 +164,51 @@ class ResponseTexts:
         self.cut = False
         self.strict = strict
         self._on_finish = on_finish
+        self._hits: list[ChannelHit] = []  # decided by ``other``, outside any channel
 
     def channel(self, key: Key, json: bool = False) -> Channel:
         found = self.channels.get(key)
         if found is None:
             o, slot, i = key
+            if slot.startswith(UNKNOWN):
+                slot = UNKNOWN  # an upstream event name never becomes a channel name
             name = f"output[{o}].{slot}" + (f"[{i}]" if slot in _PART_SLOTS else "")
             found = self.channels[key] = Channel(self.config, name, json=json, record=True)
         return found
 
     def take_hits(self) -> Hits:
-        """Every hit the channels decided since the last call."""
-        return tuple(hit for channel in self.channels.values() for hit in channel.take_hits())
+        """Every hit decided since the last call."""
+        hits = tuple(hit for channel in self.channels.values() for hit in channel.take_hits())
+        if self._hits:
+            hits += tuple(self._hits)
+            self._hits.clear()
+        return hits
+
+    def other(self, value: Any, path: Path, final: bool) -> Any:
+        """A value no adapter knows (default deny), moderated whole where it stands.
+
+        In an echo that is not final yet (``output_item.added``, ``content_part.added``)
+        only its structure goes out: a partial value could show the start of a match the
+        final one completes.
+        """
+        unknown = Unknown(self.config, f"output.{UNKNOWN}", blank=not final)
+        out = unknown.value(value, path)
+        self._hits.extend(unknown.hits)
+        if unknown.cut:
+            self.cut = True
+            if self.strict:
+                raise ResponseCut
+        return out
+
+    def members(self, node: dict[str, Any], own: frozenset[str], final: bool) -> None:
+        """Every member of ``node`` outside ``own`` through ``other``; unsafe names go."""
+        for key in list(node):
+            if key in own:
+                continue
+            if key_is_safe(self.config, key):
+                node[key] = self.other(node[key], (key,), final)
+            else:
+                del node[key]
 
     def note(self, channel: Channel) -> None:
         if channel.cut:
@@ -194,27 +250,34 @@ class ResponseTexts:
             parts = item.get(slot)
             if isinstance(parts, list):
                 item[slot] = [
-                    p
+                    p if isinstance(p, dict) else self.other(p, (), final)
                     for i, p in enumerate(parts)
                     if not isinstance(p, dict) or self.part(o, slot, i, p, final)
                 ]
+        kind = _ITEM_KINDS.get(item.get("type", ""))
+        own = _ITEM_OWN if kind is None else _ITEM_OWN | {kind.text_field or ""}
+        self.members(item, own, final)
 
     def item_field(self, o: int, item: dict[str, Any], final: bool) -> None:
         kind = _ITEM_KINDS.get(item.get("type", ""))
         if kind is not None and kind.text_field is not None:
             value = item.get(kind.text_field)
             if isinstance(value, str) and not (self.cut and (o, kind.slot, 0) not in self.channels):
-                item[kind.text_field] = self.text((o, kind.slot, 0), value, final, kind.json).text
+                channel = self.text((o, kind.slot, 0), value, final, kind.json)
+                withdrawn = kind.json and channel.cut and self.config.whole_tool_calls
+                item[kind.text_field] = "" if withdrawn else channel.text
 
     def part(self, o: int, slot: str, i: int, part: dict[str, Any], final: bool) -> bool:
         """Rewrite a part in place; ``False`` drops it (it would come after a cut)."""
         kind = _PART_KINDS.get(part.get("type", ""))
         value = part.get(kind.text_field) if kind is not None and kind.text_field else None
         if kind is None or kind.text_field is None or not isinstance(value, str):
+            self.members(part, frozenset(), final)
             return True
         key = (o, slot, i)
         if self.cut and key not in self.channels:
             return False
+        self.members(part, _PART_OWN | {kind.text_field}, final)
         channel = self.text(key, value, final)
         part[kind.text_field] = channel.text
         annotations = part.get("annotations")
@@ -246,6 +309,7 @@ class ResponseTexts:
             value = annotation.get(name)
             if isinstance(value, str) and not is_clean(self.config, value):
                 return None
+        self.members(annotation, _ANNOTATION_OWN, True)
         return annotation
 
     def logprobs(self, channel: Channel, entries: list[Any]) -> list[Any]:
@@ -257,6 +321,7 @@ class ResponseTexts:
 
     def output(self, response: dict[str, Any], final: bool) -> None:
         """Rewrite ``response.output`` (and ``output_text``) in place."""
+        self.members(response, _RESPONSE_OWN, True)
         output = response.get("output")
         if isinstance(output, list):
             kept = []
@@ -267,9 +332,13 @@ class ResponseTexts:
                     self.item(o, item, final)
                     if self.cut:
                         item["status"] = "incomplete"
-                kept.append(item)
+                    kept.append(item)
+                else:
+                    kept.append(self.other(item, (), final))
             response["output"] = kept
-        if isinstance(response.get("output_text"), str):
+        elif "output" in response:
+            response["output"] = self.other(output, ("output",), final)
+        if "output_text" in response:
             response["output_text"] = _output_text(response.get("output"))
 
 
@@ -325,6 +394,10 @@ class ResponsesStream:
         self._out: list[OutEvent] = []
         self._terminal = False
         self._finished = False
+        self._whole: dict[Key, str] = {}  # tool arguments released, sent once complete
+        self._parts: dict[Key, tuple[Key, Path]] = {}  # object-delta channel -> its place
+        self._by_delta = dict(_BY_DELTA)  # and kinds learnt from unknown ``*.delta`` events
+        self._by_done: dict[str, TextKind] = {}
         self._handlers: dict[str, Callable[[dict[str, Any], str | None], None]] = {
             "response.output_item.added": self._item_added,
             "response.output_item.done": self._item_done,
@@ -412,12 +485,89 @@ class ResponsesStream:
             self._emit(event, name)
             return
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
+        if handler is None and isinstance(kind, str) and kind.endswith(".delta"):
+            handler = self._learn(kind, event)
+        if handler is None and isinstance(kind, str) and kind.endswith(".added"):
+            handler = self._learn_start(kind, event)
         if handler is None:
-            self._emit(event, name)  # unknown events pass through, in order
+            self._emit(event, name)  # an unknown event: every member moderated whole
         else:
             handler(event, name)
 
-    def _emit(self, event: dict[str, Any], name: str | None = None) -> None:
+    def _learn(self, delta: str, event: dict[str, Any]) -> Callable[..., None] | None:
+        """An unknown ``X.delta`` event streams text: a channel per item (and part) for it,
+        so its deltas concatenate; its ``X.done`` finishes the channel, then is moderated
+        whole like any unknown event (the same rules on the same text agree)."""
+        if not isinstance(event.get("delta"), str | dict):
+            return None
+        stem = delta.removesuffix(".delta")
+        index = next(  # the part, the command ...: whatever besides the item it streams into
+            (
+                f
+                for f, v in event.items()
+                if f.endswith("_index") and f != "output_index" and type(v) is int
+            ),
+            None,
+        )
+        kind = TextKind(f"{UNKNOWN}:{stem}", index, None, False, delta, f"{stem}.done")
+        self._by_delta[delta] = self._by_done[kind.done] = kind
+        self._handlers[delta] = self._delta
+        self._handlers[kind.done] = self._unknown_done
+        return self._delta
+
+    def _learn_start(self, added: str, event: dict[str, Any]) -> Callable[..., None] | None:
+        """An unknown ``X.added`` with one text member starts what ``X.delta`` continues
+        (``shell_call_command.added`` carries the command's first piece): that text is
+        fed to the deltas' channel, so a key split between the two is still joined."""
+        texts = [k for k, v in event.items() if isinstance(v, str) and k not in STRUCTURAL]
+        if len(texts) != 1:
+            return None
+        stem = added.removesuffix(".added")
+        learnt = self._learn(f"{stem}.delta", {**event, "delta": ""})
+        if learnt is None:
+            return None
+        kind, member = self._by_delta[f"{stem}.delta"], texts[0]
+
+        def start(event: dict[str, Any], name: str | None) -> None:
+            text = event.get(member)
+            if isinstance(text, str):
+                channel = self._texts.channel(_key(event, kind))
+                event[member] = channel.feed(text)
+                self._texts.note(channel)
+            self._emit(event, name, frozenset({member}))
+
+        self._handlers[added] = start
+        return start
+
+    def _unknown_done(self, event: dict[str, Any], name: str | None) -> None:
+        o, slot, i = _key(event, self._by_done[event["type"]])
+        self._texts.finish_where(lambda k: k[0] == o and k[2] == i and k[1].startswith(slot))
+        self._emit(event, name)
+
+    def _object_delta(self, event: dict[str, Any], name: str | None, kind: TextKind) -> None:
+        """A learnt delta whose text sits in an object (``{"stdout": ...}``): a channel per
+        path inside it, so each member's deltas concatenate like a string delta's."""
+        key = _key(event, kind)
+        self._deltas[key] = (dict(event), kind, name)
+
+        def feed(path: Path, text: str) -> str:
+            sub = (key[0], f"{key[1]}:{orjson.dumps(path).decode()}", key[2])
+            self._parts[sub] = (key, path)
+            channel = self._texts.channel(sub)
+            out = channel.feed(text)
+            self._texts.note(channel)
+            return out
+
+        unknown = Unknown(self._texts.config, f"output.{UNKNOWN}", feed)
+        event["delta"] = unknown.value(event["delta"])
+        self._emit(event, name, _DELTA_OWN)
+
+    def _emit(
+        self, event: dict[str, Any], name: str | None = None, own: frozenset[str] = frozenset()
+    ) -> None:
+        """Send an event; every member the handler did not rewrite (``own``) is moderated
+        whole first, so nothing upstream adds to an event goes out unchecked."""
+        self._texts.members(event, own, True)
         if "sequence_number" in event:
             seq = self._seq if self._seq is not None else 0
             event["sequence_number"] = seq
@@ -429,8 +579,11 @@ class ResponsesStream:
     # -- text events -------------------------------------------------------------------
 
     def _delta(self, event: dict[str, Any], name: str | None) -> None:
-        kind = _BY_DELTA[event["type"]]
+        kind = self._by_delta[event["type"]]
         text = event.get("delta")
+        if isinstance(text, dict) and kind.slot.startswith(UNKNOWN):
+            self._object_delta(event, name, kind)
+            return
         if not isinstance(text, str):
             self._emit(event, name)
             return
@@ -438,26 +591,42 @@ class ResponsesStream:
         channel = self._texts.channel(key, kind.json)
         self._deltas[key] = (dict(event), kind, name)
         out = channel.feed(text)
+        if kind.json and self._texts.config.whole_tool_calls:
+            # Tool arguments leave whole, in one delta just before their done event: a
+            # cut must not leave an agent holding a truncated call (docs/wire.md).
+            self._whole[key] = self._whole.get(key, "") + out
+            self._texts.note(channel)
+            return
         entries = event.get("logprobs")
         if isinstance(entries, list):
             channel.add_logprobs(entries)
             event["logprobs"] = [e for _, e in channel.take_logprobs()]
         event["delta"] = out
         if out or event.get("logprobs") or not text:
-            self._emit(event, name)
+            self._emit(event, name, _DELTA_OWN)
         self._release_annotations(key)
         self._texts.note(channel)
 
     def _flushed(self, key: Key, channel: Channel, out: str) -> None:
         """A channel finished because an echo needs its text: send what it released."""
         entries = [e for _, e in channel.take_logprobs()]
+        if key in self._whole:
+            out = "" if channel.cut else self._whole.pop(key) + out
+        if key in self._parts and out:
+            # Held text of an object delta goes out in its last delta's frame.
+            parent, path = self._parts[key]
+            event, _, name = self._deltas[parent]
+            delta = blank(event.get("delta"))
+            place(delta, path, out)
+            self._emit(dict(event, delta=delta), name, _DELTA_OWN)
+            return
         template = self._deltas.get(key)
         if template is not None and (out or entries):
             event, _, name = template
             event = dict(event, delta=out)
             if "logprobs" in event:
                 event["logprobs"] = entries
-            self._emit(event, name)
+            self._emit(event, name, _DELTA_OWN)
         self._release_annotations(key)
 
     def _text_done(self, event: dict[str, Any], name: str | None) -> None:
@@ -473,7 +642,7 @@ class ResponsesStream:
         item = self._items.get(key[0])
         if item is not None:
             item.texts_done.add(key[1:])
-        self._emit(event, name)
+        self._emit(event, name, frozenset({kind.text_field or "", "logprobs"}))
 
     def _annotation_added(self, event: dict[str, Any], name: str | None) -> None:
         o, i = event.get("output_index", -1), event.get("content_index", 0)
@@ -498,7 +667,7 @@ class ResponsesStream:
             event["annotation"] = annotation
             if "annotation_index" in event:
                 event["annotation_index"] = count
-            self._emit(event, name)
+            self._emit(event, name, frozenset({"annotation"}))
 
     # -- parts and items ---------------------------------------------------------------
 
@@ -506,11 +675,13 @@ class ResponsesStream:
         slot = _PART_ADDED[event["type"]]
         o, i, part = _part_of(event, slot)
         item = self._items.get(o)
-        if part is not None:
+        if part is None:
+            event["part"] = self._texts.other(event.get("part"), ("part",), False)
+        else:
             if item is not None:
                 item.parts[(slot, i)] = _copy(part)
             self._texts.part(o, slot, i, part, False)
-        self._emit(event, name)
+        self._emit(event, name, _PART_EVENT_OWN)
 
     def _part_done(self, event: dict[str, Any], name: str | None) -> None:
         slot = _PART_DONE[event["type"]]
@@ -518,29 +689,35 @@ class ResponsesStream:
         self._texts.finish_where(lambda k: k == (o, slot, i))
         if part is not None:
             self._texts.part(o, slot, i, part, True)
+        else:
+            event["part"] = self._texts.other(event.get("part"), ("part",), True)
         item = self._items.get(o)
         if item is not None:
             if part is not None:
                 item.parts[(slot, i)] = part
             item.parts_done.add((slot, i))
-        self._emit(event, name)
+        self._emit(event, name, _PART_EVENT_OWN)
 
     def _item_added(self, event: dict[str, Any], name: str | None) -> None:
         o, item = event.get("output_index"), event.get("item")
         if isinstance(o, int) and isinstance(item, dict):
             self._items[o] = _Item(_copy(item))
             self._texts.item(o, item, False)
-        self._emit(event, name)
+        else:  # an item that cannot be tracked: its structure only, until it is done
+            event["item"] = self._texts.other(item, ("item",), False)
+        self._emit(event, name, _ITEM_EVENT_OWN)
 
     def _item_done(self, event: dict[str, Any], name: str | None) -> None:
         o, item = event.get("output_index"), event.get("item")
         if isinstance(o, int):
             self._texts.finish_where(lambda k: k[0] == o)
-            if isinstance(item, dict):
-                self._texts.item(o, item, True)
-                state = self._items.setdefault(o, _Item(item))
-                state.item, state.done = item, True
-        self._emit(event, name)
+        if isinstance(o, int) and isinstance(item, dict):
+            self._texts.item(o, item, True)
+            state = self._items.setdefault(o, _Item(item))
+            state.item, state.done = item, True
+        else:
+            event["item"] = self._texts.other(item, ("item",), True)
+        self._emit(event, name, _ITEM_EVENT_OWN)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -549,16 +726,20 @@ class ResponsesStream:
         if isinstance(response, dict):
             self._texts.output(response, False)
             self._response = response
-        self._emit(event, name)
+            self._emit(event, name, _RESPONSE_EVENT_OWN)
+        else:
+            self._emit(event, name)
 
     def _terminal_event(self, event: dict[str, Any], name: str | None) -> None:
         self._texts.finish_where(lambda k: True)
         response = event.get("response")
+        self._terminal = True
         if isinstance(response, dict):
             self._texts.output(response, True)
             self._response = response
-        self._terminal = True
-        self._emit(event, name)
+            self._emit(event, name, _RESPONSE_EVENT_OWN)
+        else:
+            self._emit(event, name)
 
     # -- ends --------------------------------------------------------------------------
 
@@ -704,54 +885,16 @@ def moderate_response(body: dict[str, Any], config: SluiceConfig) -> ModeratedBo
 
 # -- request ---------------------------------------------------------------------------
 
-_INPUT_PART_TEXT = {
-    "input_text": "text",
-    "output_text": "text",
-    "refusal": "refusal",
-    "summary_text": "text",
-}
-_ITEM_INPUT_TEXT = ("arguments", "input")
-
 
 def request_fields(body: dict[str, Any]) -> Iterator[TextField]:
-    """``instructions`` and every text of ``input``, for the input rules."""
-    instructions = body.get("instructions")
-    if isinstance(instructions, str):
-        yield TextField(("instructions",), instructions)
-    items = body.get("input")
-    if isinstance(items, str):
-        yield TextField(("input",), items)
-    elif isinstance(items, list):
-        for i, item in enumerate(items):
-            if isinstance(item, dict):
-                yield from _item_fields(("input", i), item)
-
-
-def _item_fields(path: tuple[str | int, ...], item: dict[str, Any]) -> Iterator[TextField]:
-    for key in ("content", "output", "summary"):
-        value = item.get(key)
-        if isinstance(value, str):
-            yield TextField((*path, key), value)
-        elif isinstance(value, list):
-            yield from _part_fields((*path, key), value)
-    for key in _ITEM_INPUT_TEXT:
-        value = item.get(key)
-        if isinstance(value, str):
-            yield TextField((*path, key), value)
-
-
-def _part_fields(path: tuple[str | int, ...], parts: list[Any]) -> Iterator[TextField]:
-    for j, part in enumerate(parts):
-        if not isinstance(part, dict):
-            continue
-        name = _INPUT_PART_TEXT.get(part.get("type", ""))
-        if name is not None and isinstance(part.get(name), str):
-            yield TextField((*path, j, name), part[name])
+    """Every text a Responses request sends upstream: each string and member name but
+    the structural ones (``request_shapes.RESPONSES``), and what it cannot read."""
+    return RESPONSES_TEXT(body)
 
 
 ADAPTER = ApiAdapter(
     route=ROUTE,
-    request_fields=request_fields,
+    request_fields=RESPONSES_TEXT,
     moderate_response=moderate_response,
     stream=stream,
 )

@@ -22,6 +22,7 @@ from gateway.policy.model import (
     Policy,
     PolicyRule,
     RuleAction,
+    ToolArguments,
 )
 from gateway.policy.source import Source
 from gateway.sluice import Action, Matcher, Rule, SluiceConfig, compile_rule
@@ -90,6 +91,7 @@ def compile_policy(policy: Policy, source: Source) -> CompiledPolicy:
                     max_hold=policy.settings.max_hold_chars,
                     fail_closed=policy.settings.on_error is OnError.BLOCK,
                     cutoff_notice=policy.settings.cutoff_notice,
+                    whole_tool_calls=policy.settings.tool_arguments is ToolArguments.WHOLE,
                 )
             except (regex.error, OverflowError, RecursionError) as exc:
                 problems.append(source.problem(("rules",), f"rules do not combine: {exc}"))

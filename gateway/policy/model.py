@@ -58,6 +58,11 @@ class RuleAction(StrEnum):
     FLAG = "flag"
 
 
+class ToolArguments(StrEnum):
+    WHOLE = "whole"
+    STREAM = "stream"
+
+
 class PolicySettings(_Strict):
     max_hold_chars: int = Field(
         512, ge=16, le=65536, description="The most text one stream may hold back at any moment."
@@ -69,6 +74,14 @@ class PolicySettings(_Strict):
     cutoff_notice: str = Field("", description="Text appended where a stream is cut off.")
     scan_timeout_ms: int = Field(
         100, ge=1, le=10_000, description="Upper bound on one regex scan (stops backtracking)."
+    )
+    tool_arguments: ToolArguments = Field(
+        ToolArguments.WHOLE,
+        description=(
+            "whole: a tool call's arguments are held until the call is complete and a block "
+            "withdraws the whole call; stream: arguments stream like text and a block leaves "
+            "them truncated."
+        ),
     )
 
 

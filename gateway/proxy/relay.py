@@ -31,6 +31,7 @@ from gateway.adapters.base import (
     OutEvent,
     StreamModerator,
 )
+from gateway.adapters.unknown import Unknown
 from gateway.policy import CompiledPolicy
 from gateway.policy.model import Direction
 from gateway.proxy.errors import error_response
@@ -108,7 +109,7 @@ class Exchange:
         try:
             async with request.app[UPSTREAM].send(call) as resp:
                 if resp.status >= 400:
-                    return await _relay_error(request, resp)
+                    return await self._error(resp)
                 if answer.stream and resp.content_type == "text/event-stream":
                     return await _StreamRelay(
                         self, resp, answer.open_stream(self.policy.output)
@@ -123,6 +124,33 @@ class Exchange:
                 "upstream_error",
                 "upstream_unavailable",
             )
+
+    async def _error(self, resp: ClientResponse) -> web.Response:
+        """Upstream said no: its status, and its error body moderated like any answer.
+
+        Error messages can quote model or user text, so a JSON body is moderated whole
+        (default deny); a body that is not a JSON object is replaced by the gateway's own
+        error, since nothing in it could be checked.
+        """
+        request = self.request
+        request.app[METRICS].upstream_errors.labels(f"http_{resp.status // 100}xx").inc()
+        raw = await read_bounded(resp, request.app[SETTINGS].max_response_bytes)
+        try:
+            body = orjson.loads(raw) if raw is not None else None
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            return error_response(
+                resp.status,
+                f"The upstream API answered {resp.status} with a body that is not a JSON error.",
+                "upstream_error",
+            )
+        unknown = Unknown(self.policy.output, "error")
+        moderated = unknown.value(body)
+        self.report(tuple(unknown.hits), Direction.OUTPUT)
+        headers = client_response_headers(resp.headers, rewritten=True)
+        headers["Content-Type"] = "application/json"
+        return web.Response(status=resp.status, body=orjson.dumps(moderated), headers=headers)
 
     async def _whole(self, resp: ClientResponse, answer: Answer) -> web.Response:
         request = self.request
@@ -157,19 +185,6 @@ async def read_bounded(resp: ClientResponse, limit: int) -> bytes | None:
         if len(body) > limit:
             return None
     return bytes(body)
-
-
-async def _relay_error(request: web.Request, resp: ClientResponse) -> web.Response:
-    """Upstream said no: pass its status and error body back as they are."""
-    request.app[METRICS].upstream_errors.labels(f"http_{resp.status // 100}xx").inc()
-    body = await read_bounded(resp, request.app[SETTINGS].max_response_bytes)
-    if body is None:
-        return error_response(
-            resp.status, "The upstream error body is too large.", "upstream_error"
-        )
-    return web.Response(
-        status=resp.status, body=body, headers=client_response_headers(resp.headers, rewritten=True)
-    )
 
 
 class _StreamRelay:

@@ -127,7 +127,8 @@ def _conversation_items(body: dict[str, Any]) -> Iterator[TextField]:
     items = body.get("items")
     if isinstance(items, list):
         for field in _RESPONSES.request_fields({"input": items}):
-            yield TextField(("items", *field.path[1:]), field.text)
+            # ``replace`` keeps the kind: a member name must refuse, not be "rewritten".
+            yield dataclasses.replace(field, path=("items", *field.path[1:]))
 
 
 CONVERSATION_INPUT = dataclasses.replace(_RESPONSES, request_fields=_conversation_items)

@@ -36,15 +36,22 @@ from gateway.sluice.types import (
 CONTEXT_CHARS = 256
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class SluiceConfig:
-    """Everything a channel needs, compiled once per policy and direction."""
+    """Everything a channel needs, compiled once per policy and direction.
+
+    Compared and hashed by identity (``eq=False``): a config is built once per policy, and
+    the per-process caches keyed by it (clean tokens, member names) hash it on every
+    event, where hashing five fields each time showed in profiles.
+    """
 
     enforce: Matcher
     observe: Matcher
     max_hold: int  # no default of its own: the policy's ``max_hold_chars`` decides
     fail_closed: bool = True
     cutoff_notice: str = ""
+    #: Read by the adapters, not the sluice: tool calls leave only whole (see docs/wire.md).
+    whole_tool_calls: bool = True
 
     def open(self) -> Sluice:
         return Sluice(self)

@@ -168,7 +168,9 @@ class Matcher:
         """
         known = self._by_delta(fresh)
         waiting = (known & self._context_rules) - active
-        if waiting:
+        if waiting and buffer.isascii():
+            # Only ASCII folds one to one: regex pairs "İ" with "i" where casefold() gives
+            # two characters, so non-ASCII text keeps every waiting rule asked.
             folded = buffer.casefold()
             known = known - {
                 i for i in waiting if not any(w in folded for w in self._context_words[i])

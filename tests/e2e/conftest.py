@@ -112,15 +112,17 @@ def run_stack(settings_for: Callable[[str], Settings]) -> Iterator[Stack]:
         loop.close()
 
 
+def e2e_settings(upstream: str, **more: Any) -> Settings:
+    """The e2e policies in front of ``upstream``, nothing reloaded, no keep-alives."""
+    defaults: dict[str, Any] = {
+        "policy": POLICIES,
+        "default_policy": "test",
+        "policy_reload_seconds": 0,
+        "keepalive_seconds": 0,
+    }
+    return Settings(_env_file=None, upstream_url=upstream, **(defaults | more))  # type: ignore[call-arg]
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    yield from run_stack(
-        lambda upstream: Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            upstream_url=upstream,
-            policy=POLICIES,
-            default_policy="test",
-            policy_reload_seconds=0,
-            keepalive_seconds=0,
-        )
-    )
+    yield from run_stack(e2e_settings)

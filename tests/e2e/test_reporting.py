@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import Settings
-from tests.e2e.conftest import POLICIES, Stack, reply, run_stack
+from tests.e2e.conftest import Stack, e2e_settings, reply, run_stack
 
 SECRET = "sk-Abc123Def456Ghi789"
 
@@ -22,17 +21,7 @@ SECRET = "sk-Abc123Def456Ghi789"
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     audit = tmp_path_factory.mktemp("audit") / "audit.jsonl"
-    yield from run_stack(
-        lambda upstream: Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            upstream_url=upstream,
-            policy=POLICIES,
-            default_policy="test",
-            policy_reload_seconds=0,
-            keepalive_seconds=0,
-            audit_log=audit,
-        )
-    )
+    yield from run_stack(lambda upstream: e2e_settings(upstream, audit_log=audit))
 
 
 def _hits(stack: Stack, rule: str, direction: str) -> float:
