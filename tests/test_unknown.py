@@ -7,6 +7,7 @@ no piece of it reaches the client while the stream stays valid for the SDK.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -100,6 +101,23 @@ def test_a_block_in_an_unknown_value_keeps_what_precedes_it() -> None:
     unknown = Unknown(CFG, "envelope")
     assert unknown.value({"m": "fine, then nightingale sings"}) == {"m": "fine, then "}
     assert unknown.cut
+
+
+def test_unknown_drop_sends_structure_and_no_unknown_text() -> None:
+    dropping = dataclasses.replace(CFG, drop_unknown=True)
+    value = {"id": "x1", "note": "harmless", "list": ["a", 2]}
+    assert Unknown(dropping, "envelope").value(value) == {"id": "x1", "note": "", "list": ["", 2]}
+    moderator = CHAT.stream({}, dropping)
+    events = [
+        _chunk({"role": "assistant", "content": "hi"}),
+        _chunk({"reasoning_details": [{"type": "reasoning.text", "text": "why", "index": 0}]}),
+        _chunk({}, "stop"),
+    ]
+    out = [orjson.loads(o.data) for e in events for o in moderator.on_event(e, None).events]
+    assert out[0]["choices"][0]["delta"] == {"role": "assistant", "content": "hi"}
+    assert out[1]["choices"][0]["delta"]["reasoning_details"] == [
+        {"type": "reasoning.text", "text": "", "index": 0}
+    ]
 
 
 def test_blank_keeps_structure_and_place_appends_where_a_client_expects_it() -> None:

@@ -92,6 +92,9 @@ class Unknown:
         """``value`` rewritten: strings moderated, unsafe member names dropped."""
         if isinstance(value, str):
             key = path[-1] if path else None
+            if self.config.drop_unknown:  # ``unknown: drop``: only structure goes out
+                shaped = isinstance(key, str) and structural(self.config, key, value)
+                return value if shaped and (self.feed is None or key == "type") else ""
             if self.feed is not None:
                 # A client concatenates every string of a streamed delta but ``type``
                 # (the Python SDK's delta accumulation): ids, signatures and data too. So

@@ -23,6 +23,7 @@ from gateway.policy.model import (
     PolicyRule,
     RuleAction,
     ToolArguments,
+    UnknownText,
 )
 from gateway.policy.source import Source
 from gateway.sluice import Action, Matcher, Rule, SluiceConfig, compile_rule
@@ -92,6 +93,7 @@ def compile_policy(policy: Policy, source: Source) -> CompiledPolicy:
                     fail_closed=policy.settings.on_error is OnError.BLOCK,
                     cutoff_notice=policy.settings.cutoff_notice,
                     whole_tool_calls=policy.settings.tool_arguments is ToolArguments.WHOLE,
+                    drop_unknown=policy.settings.unknown is UnknownText.DROP,
                 )
             except (regex.error, OverflowError, RecursionError) as exc:
                 problems.append(source.problem(("rules",), f"rules do not combine: {exc}"))

@@ -58,6 +58,11 @@ class RuleAction(StrEnum):
     FLAG = "flag"
 
 
+class UnknownText(StrEnum):
+    MODERATE = "moderate"
+    DROP = "drop"
+
+
 class ToolArguments(StrEnum):
     WHOLE = "whole"
     STREAM = "stream"
@@ -74,6 +79,13 @@ class PolicySettings(_Strict):
     cutoff_notice: str = Field("", description="Text appended where a stream is cut off.")
     scan_timeout_ms: int = Field(
         100, ge=1, le=10_000, description="Upper bound on one regex scan (stops backtracking)."
+    )
+    unknown: UnknownText = Field(
+        UnknownText.MODERATE,
+        description=(
+            "Text in fields no adapter knows: moderate it like any text, or drop it (the "
+            "field goes out empty). Never passed unchecked."
+        ),
     )
     tool_arguments: ToolArguments = Field(
         ToolArguments.WHOLE,

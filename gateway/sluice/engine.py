@@ -52,6 +52,8 @@ class SluiceConfig:
     cutoff_notice: str = ""
     #: Read by the adapters, not the sluice: tool calls leave only whole (see docs/wire.md).
     whole_tool_calls: bool = True
+    #: Read by the adapters: text in fields none of them knows goes out empty.
+    drop_unknown: bool = False
 
     def open(self) -> Sluice:
         return Sluice(self)
