@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from openai._models import construct_type
@@ -31,7 +32,7 @@ from gateway.adapters.unknown import (
     place,
     structural,
 )
-from tests.adapter_support import CFG, SECRET
+from tests.adapter_support import CFG, SECRET, STREAMED_TOOLS
 
 CHAT = ADAPTERS["/v1/chat/completions"]
 RESPONSES = ADAPTERS["/v1/responses"]
@@ -328,3 +329,80 @@ def test_legacy_completions_moderate_unknown_choice_members() -> None:
         {**chunk, "choices": [{**chunk["choices"][0], "logprobs": {"extra": SECRET}}]}, CFG
     )
     assert_hidden([orjson.dumps(body.body).decode()])
+
+
+# -- found in review ----------------------------------------------------------------------
+
+
+def _final(out: Sequence[str]) -> Any:
+    state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
+    for data in out[:-1]:
+        state.handle_chunk(construct_type(type_=ChatCompletionChunk, value=orjson.loads(data)))
+    return state.current_completion_snapshot
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"audio": {"id": "a1", "data": "sk-AB12"}}, {"audio": {"data": "CD34EF"}}),
+        ({"audio": {"id": "sk-AB12"}}, {"audio": {"id": "CD34EF"}}),
+        (
+            {"function_call": {"name": "sk-AB12", "arguments": ""}},
+            {"function_call": {"name": "CD34EF"}},
+        ),
+    ],
+)
+def test_members_a_client_joins_are_joined_before_they_are_judged(
+    first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    out = _chat([_chunk({"role": "assistant", **first}), _chunk(second), _chunk({}, "stop")])
+    assert_hidden(out)
+    assert SECRET not in _final(out).model_dump_json()
+
+
+def test_streamed_tool_call_members_are_joined_before_they_are_judged() -> None:
+    head = {"index": 0, "id": "c1", "type": "function", "x": "sk-AB12"}
+    head["function"] = {"name": "f", "arguments": "", "y": "sk-AB12"}
+    rest = {"index": 0, "x": "CD34EF", "function": {"y": "CD34EF"}}
+    moderator = CHAT.stream({}, STREAMED_TOOLS)
+    events = [
+        _chunk({"role": "assistant", "tool_calls": [head]}),
+        _chunk({"tool_calls": [rest]}),
+        _chunk({}, "tool_calls"),
+        "[DONE]",
+    ]
+    out = [o.data for e in events for o in moderator.on_event(e, None).events]
+    joined = "".join(out)
+    assert SECRET not in joined.replace('","', "")  # however a client joins the pieces
+    assert "[REDACTED]" in joined
+
+
+@pytest.mark.parametrize("delta", ["sk-AB12CD34EF", ["sk-AB12CD34EF"], 5])
+def test_a_delta_that_is_not_an_object_carries_nothing_out(delta: Any) -> None:
+    out = _chat([_chunk({"role": "assistant", "content": ""}), _chunk(delta), _chunk({}, "stop")])  # type: ignore[arg-type]
+    assert_hidden(out)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "response.output_item.added", "output_index": 0, "item": {"type": {}}},
+        {"type": "response.output_item.done", "output_index": 0, "item": {"type": ["x"]}},
+        {
+            "type": "response.completed",
+            "response": {
+                "output": [{"type": "message", "content": [{"type": "output_text", "text": None}]}],
+                "output_text": "",
+            },
+        },
+    ],
+)
+def test_odd_responses_shapes_never_raise(event: dict[str, Any]) -> None:
+    RESPONSES.stream({}, CFG).on_event(orjson.dumps(event).decode(), event["type"])
+    if event["type"] == "response.completed":
+        RESPONSES.moderate_response(event["response"], CFG)
+
+
+def test_odd_chat_and_legacy_shapes_never_raise() -> None:
+    CHAT.stream({}, CFG).on_event(_chunk({"role": []}), None)  # type: ignore[dict-item]
+    COMPLETIONS.moderate_response({"choices": 5}, CFG)

@@ -73,8 +73,10 @@ class ChatShape:
         for key, value in entry.items():
             if not key_is_safe(choice.config, key):
                 carried |= carries_text(value)
-            elif key == "delta" and isinstance(value, dict):
-                out[key], carried = _delta(choice, value)
+            elif key == "delta":
+                delta = value if isinstance(value, dict) else {}  # not an object: no text
+                out[key], carried = _delta(choice, delta)
+                carried |= carries_text(value)
             elif key in _ENTRY_OWN:
                 out[key] = value
             else:
@@ -118,7 +120,7 @@ def _delta(choice: ChoiceState, delta: dict[str, Any]) -> tuple[dict[str, Any], 
         elif key in _TEXT and isinstance(value, str):
             out[key] = choice.feed((key,), value)
         elif key == "role":
-            if value in _ROLES:  # clients concatenate roles: only a known one goes out
+            if isinstance(value, str) and value in _ROLES:  # clients concatenate roles
                 out[key] = value
         else:
             out[key] = choice.unknown_delta(key, value)
@@ -142,12 +144,18 @@ def _text_object(
     for name, item in value.items():
         if name in fields and isinstance(item, str):
             out[name] = choice.feed((*path, name), item, json=fields[name])
-        elif name in once and (*path, name) in choice.sent:
+        elif (name in once and (*path, name) in choice.sent) or not key_is_safe(
+            choice.config, name
+        ):
             continue
-        elif key_is_safe(choice.config, name):
+        elif name in once or name == "type" or not isinstance(item, str):
             out[name] = choice.unknown_whole(item, (name,))
             if name in once:
                 choice.sent.add((*path, name))
+        else:
+            # A client joins every other string of a delta (``audio.data``, an id): a
+            # channel of its own, so pieces judged apart cannot join into a key.
+            out[name] = choice.feed((*path, name), item)
     return out
 
 
@@ -189,12 +197,14 @@ def _rewrite_call(choice: ChoiceState, index: int, call: dict[str, Any]) -> dict
             rewritten[key] = _text_object(choice, path, value, _TOOL_TEXT[key], _ONCE)
         elif key == "index":
             rewritten[key] = index
-        elif key in _ONCE and path in choice.sent:
+        elif (key in _ONCE and path in choice.sent) or not key_is_safe(choice.config, key):
             continue
-        elif key_is_safe(choice.config, key):
+        elif key in _ONCE or key == "type" or not isinstance(value, str):
             rewritten[key] = choice.unknown_whole(value, (key,))
             if key in _ONCE:
                 choice.sent.add(path)
+        else:
+            rewritten[key] = choice.feed(path, value)  # joined by clients: a channel
     return rewritten
 
 

@@ -189,7 +189,8 @@ def moderate_response(body: dict[str, Any], config: SluiceConfig) -> ModeratedBo
             out[key] = value
         elif envelope.member(key):
             out[key] = envelope.value(value, (key,))
-    choices: list[Any] = out.get("choices") or []
+    found = out.get("choices")
+    choices: list[Any] = found if isinstance(found, list) else []
     hits: list[ChannelHit] = list(envelope.hits)
     for position, entry in enumerate(choices):
         if not isinstance(entry, dict):

@@ -254,12 +254,12 @@ class ResponseTexts:
                     for i, p in enumerate(parts)
                     if not isinstance(p, dict) or self.part(o, slot, i, p, final)
                 ]
-        kind = _ITEM_KINDS.get(item.get("type", ""))
+        kind = _ITEM_KINDS.get(_type(item))
         own = _ITEM_OWN if kind is None else _ITEM_OWN | {kind.text_field or ""}
         self.members(item, own, final)
 
     def item_field(self, o: int, item: dict[str, Any], final: bool) -> None:
-        kind = _ITEM_KINDS.get(item.get("type", ""))
+        kind = _ITEM_KINDS.get(_type(item))
         if kind is not None and kind.text_field is not None:
             value = item.get(kind.text_field)
             if isinstance(value, str) and not (self.cut and (o, kind.slot, 0) not in self.channels):
@@ -269,7 +269,7 @@ class ResponseTexts:
 
     def part(self, o: int, slot: str, i: int, part: dict[str, Any], final: bool) -> bool:
         """Rewrite a part in place; ``False`` drops it (it would come after a cut)."""
-        kind = _PART_KINDS.get(part.get("type", ""))
+        kind = _PART_KINDS.get(_type(part))
         value = part.get(kind.text_field) if kind is not None and kind.text_field else None
         if kind is None or kind.text_field is None or not isinstance(value, str):
             self.members(part, frozenset(), final)
@@ -347,12 +347,20 @@ def _output_text(output: Any) -> str:
     if not isinstance(output, list):
         return ""
     return "".join(
-        part.get("text", "")
+        part["text"]
         for item in output
         if isinstance(item, dict) and item.get("type") == "message"
-        for part in item.get("content") or []
-        if isinstance(part, dict) and part.get("type") == "output_text"
+        for part in (item["content"] if isinstance(item.get("content"), list) else [])
+        if isinstance(part, dict)
+        and part.get("type") == "output_text"
+        and isinstance(part.get("text"), str)
     )
+
+
+def _type(node: dict[str, Any]) -> str:
+    """A node's ``type``, or ``""`` when upstream sent something that is not a name."""
+    kind = node.get("type")
+    return kind if isinstance(kind, str) else ""
 
 
 def _key(event: dict[str, Any], kind: TextKind) -> Key:
@@ -768,7 +776,7 @@ class ResponsesStream:
             if parts:
                 item[slot] = parts
         self._texts.item_field(o, item, True)
-        kind = _ITEM_KINDS.get(item.get("type", ""))
+        kind = _ITEM_KINDS.get(_type(item))
         if kind is not None and kind.text_field and (kind.slot, 0) not in state.texts_done:
             text = item.get(kind.text_field)
             self._emit(_text_done_event(kind, o, item_id, 0, text, None))
@@ -808,7 +816,7 @@ class ResponsesStream:
         self, o: int, slot: str, i: int, part: dict[str, Any], state: _Item, item_id: Any
     ) -> None:
         self._texts.part(o, slot, i, part, True)
-        kind = _PART_KINDS.get(part.get("type", ""))
+        kind = _PART_KINDS.get(_type(part))
         if kind is not None and kind.text_field and (slot, i) not in state.texts_done:
             logprobs = part.get("logprobs") if kind.part_type == "output_text" else None
             text = part.get(kind.text_field)
