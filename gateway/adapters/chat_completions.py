@@ -52,8 +52,9 @@ _TOOL_TEXT: dict[str, dict[str, bool]] = {
 _ROLES = frozenset({"assistant", "tool", "function", "system", "developer", "user"})
 #: Tool-call members a client reads once: repeated, the SDK would concatenate them.
 _ONCE = frozenset({"id", "name"})
-#: Entry members the stream handles itself (``index`` is checked by ``ChoiceStream``).
-_ENTRY_OWN = frozenset({"index", "delta", "logprobs"})
+#: Entry members passed on here and rebuilt later (``index`` is checked by
+#: ``ChoiceStream``, ``logprobs`` by ``_put_logprobs``).
+_ENTRY_OWN = frozenset({"index", "logprobs"})
 
 
 class ChatShape:
@@ -73,10 +74,10 @@ class ChatShape:
         for key, value in entry.items():
             if not key_is_safe(choice.config, key):
                 carried |= carries_text(value)
-            elif key == "delta":
-                delta = value if isinstance(value, dict) else {}  # not an object: no text
-                out[key], carried = _delta(choice, delta)
-                carried |= carries_text(value)
+            elif key == "delta" and isinstance(value, dict):
+                out[key], carried = _delta(choice, value)
+            elif key == "delta":  # not an object: nothing of it goes out
+                out[key], carried = {}, carries_text(value)
             elif key in _ENTRY_OWN:
                 out[key] = value
             else:

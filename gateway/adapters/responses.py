@@ -42,7 +42,6 @@ from gateway.adapters.unknown import (
     Unknown,
     blank,
     is_clean,
-    key_is_safe,
     place,
 )
 from gateway.sluice import SluiceConfig
@@ -191,24 +190,33 @@ class ResponseTexts:
         only its structure goes out: a partial value could show the start of a match the
         final one completes.
         """
-        unknown = Unknown(self.config, f"output.{UNKNOWN}", blank=not final)
+        unknown = self._unknown(final)
         out = unknown.value(value, path)
+        self._settle(unknown)
+        return out
+
+    def members(self, node: dict[str, Any], own: frozenset[str], final: bool) -> None:
+        """Every member of ``node`` outside ``own`` as ``other`` does; unsafe names go."""
+        unknown = self._unknown(final)
+        for key in list(node):
+            if key in own:
+                continue
+            if unknown.member(key):
+                node[key] = unknown.value(node[key], (key,))
+            else:
+                del node[key]
+        self._settle(unknown)
+
+    def _unknown(self, final: bool) -> Unknown:
+        return Unknown(self.config, f"output.{UNKNOWN}", blank=not final)
+
+    def _settle(self, unknown: Unknown) -> None:
+        """Take what moderating unknown values decided: their hits, and a cut."""
         self._hits.extend(unknown.hits)
         if unknown.cut:
             self.cut = True
             if self.strict:
                 raise ResponseCut
-        return out
-
-    def members(self, node: dict[str, Any], own: frozenset[str], final: bool) -> None:
-        """Every member of ``node`` outside ``own`` through ``other``; unsafe names go."""
-        for key in list(node):
-            if key in own:
-                continue
-            if key_is_safe(self.config, key):
-                node[key] = self.other(node[key], (key,), final)
-            else:
-                del node[key]
 
     def note(self, channel: Channel) -> None:
         if channel.cut:

@@ -64,6 +64,9 @@ STRUCTURAL: dict[str, re.Pattern[str]] = {
     **dict.fromkeys(("obfuscation", "signature", "encrypted_content", "data"), _BASE64),
 }
 
+#: Texts up to this long are remembered by the clean-text cache (65,536 of them at most).
+_CACHED_CHARS = 256
+
 #: The first step of a channel path below which every member name came from upstream.
 UNKNOWN = "unknown"
 
@@ -122,9 +125,9 @@ class Unknown:
 
     def whole(self, text: str) -> str:
         """A complete text moderated where it stands; a block keeps what precedes it."""
-        if not text or token_is_clean(self.config, text):
+        if not text or (len(text) <= _CACHED_CHARS and _cached_is_clean(self.config, text)):
             return text
-        step = moderate(self.config, text)
+        step = moderate(self.config, text)  # once: a long text is not checked first
         self.hits.extend(ChannelHit(self.name, hit) for hit in step.hits)
         self.cut |= step.cut
         return "".join(piece.text for piece in step.pieces)
@@ -134,23 +137,27 @@ def structural(config: SluiceConfig, key: str, value: str) -> bool:
     """A structural value: the right shape for its key, and no rule fires on it whole."""
     shape = STRUCTURAL.get(key)
     return (
-        shape is not None
-        and shape.fullmatch(value) is not None
-        and (token_is_clean(config, value) if len(value) <= 256 else is_clean(config, value))
+        shape is not None and shape.fullmatch(value) is not None and token_is_clean(config, value)
     )
 
 
-@lru_cache(maxsize=1 << 12)
 def key_is_safe(config: SluiceConfig, key: str) -> bool:
-    """Few distinct member names recur across streams, so the check is cached."""
-    return _KEY.fullmatch(key) is not None and is_clean(config, key)
+    """May a member name go out? Identifier-shaped (so short) and clean."""
+    return _KEY.fullmatch(key) is not None and token_is_clean(config, key)
+
+
+def token_is_clean(config: SluiceConfig, token: str) -> bool:
+    """``is_clean`` for short recurring texts (logprob alternatives, ids, model names,
+    member names): few distinct ones recur across every stream, so a process-wide cache
+    makes checking each one nearly free. Only short ones are cached: upstream chooses
+    their length, and the cache must stay small."""
+    if len(token) <= _CACHED_CHARS:
+        return _cached_is_clean(config, token)
+    return is_clean(config, token)
 
 
 @lru_cache(maxsize=1 << 16)
-def token_is_clean(config: SluiceConfig, token: str) -> bool:
-    """``is_clean`` for short recurring texts (logprob alternatives, ids, model names):
-    few distinct ones recur across every stream, so a process-wide cache makes checking
-    each one nearly free."""
+def _cached_is_clean(config: SluiceConfig, token: str) -> bool:
     return is_clean(config, token)
 
 
