@@ -11,8 +11,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from gateway.classifiers import ClassifierError
+from gateway.classifiers.text import TextJudge
 from gateway.policy import (
     BUNDLED_DIR,
     DEFAULT_POLICY,
@@ -23,7 +27,10 @@ from gateway.policy import (
     policy_json_schema,
 )
 from gateway.policy.selftest import run_policy_tests
-from gateway.sluice import Action, moderate
+from gateway.sluice import Action
+
+if TYPE_CHECKING:  # the classifier clients (and the SDK) load only when a command needs them
+    from gateway.classifiers.text import TextJudge
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -49,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--upstream", help="upstream base URL with /v1, or 'demo'")
     serve.add_argument("--policy", type=Path, help="a policy file or a directory of them")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help="processes serving the port: a number, or 'auto' for one per usable CPU",
+    )
     serve.set_defaults(run=_serve)
 
     scan = commands.add_parser("scan", help="moderate a text and print each hit")
@@ -57,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--direction", choices=[d.value for d in Direction], default="output")
     scan.add_argument("--json", action="store_true", help="print one JSON object")
     scan.add_argument("file", nargs="?", type=Path, help="text file (default: stdin)")
+    _upstream_option(scan)
     scan.set_defaults(run=_scan)
 
     policy = commands.add_parser("policy", help="check, test or describe policy files")
@@ -71,10 +84,50 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument(
         "paths", nargs="*", type=Path, default=[BUNDLED_DIR], metavar="PATH", help=paths_help
     )
+    _upstream_option(test)
     test.set_defaults(run=_test)
+    evaluate = commands.add_parser(
+        "eval", help="precision, recall and leaks of a policy's classifiers on a labelled file"
+    )
+    evaluate.add_argument("--policy", type=Path, default=DEFAULT_POLICY)
+    evaluate.add_argument("--name", help="policy name when --policy is a directory")
+    evaluate.add_argument("--pace-ms", type=int, default=5, help="milliseconds between tokens")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("file", type=Path, help='JSON lines: {"text": ..., "flagged": bool}')
+    _upstream_option(evaluate)
+    evaluate.set_defaults(run=_eval)
     schema = policy_commands.add_parser("schema", help="print the policy JSON Schema")
     schema.set_defaults(run=_schema)
     return parser
+
+
+def _upstream_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--upstream",
+        help="where classifier rules without a url send their calls: a base URL with /v1, "
+        "or 'demo' (default: SLUICEGATE_UPSTREAM_URL)",
+    )
+
+
+def _judge(args: argparse.Namespace) -> TextJudge:
+    """Classifier rules run as the gateway would run them (``SLUICEGATE_*`` settings)."""
+    from gateway.classifiers.text import TextJudge
+    from gateway.settings import Settings
+
+    settings = Settings()
+    key = settings.upstream_api_key
+    return TextJudge(
+        args.upstream or settings.classifier_url or settings.upstream_url,
+        key.get_secret_value() if key else None,
+    )
+
+
+def _unreachable(judge: TextJudge) -> int | None:
+    """A verdict that could not be had fails the command: it must never read as a pass."""
+    lines = judge.unreachable()
+    for line in lines:
+        print(line, file=sys.stderr)
+    return EXIT_USAGE if lines else None
 
 
 def _load(paths: Sequence[Path]) -> dict[str, CompiledPolicy] | None:
@@ -96,8 +149,28 @@ def _check(args: argparse.Namespace) -> int:
         for compiled in loaded.values():
             for warning in compiled.warnings:
                 print(warning, file=sys.stderr)
-            print(f"{compiled.file}: policy {compiled.name!r} ok ({len(compiled.rules)} rules)")
+            broken = _unbuildable(compiled)
+            ok &= not broken
+            count = len(compiled.rules) + len(compiled.classifiers)
+            if not broken:
+                print(f"{compiled.file}: policy {compiled.name!r} ok ({count} rules)")
     return EXIT_OK if ok else EXIT_FAIL
+
+
+def _unbuildable(compiled: CompiledPolicy) -> bool:
+    """Classifier rules that could never give a verdict (an unset key variable, an
+    unknown local classifier); built, not called, so ``check`` needs no network."""
+    if not compiled.classifiers:
+        return False
+    from gateway.classifiers.text import TextJudge
+
+    with TextJudge("http://upstream.invalid/v1", None) as judge:
+        try:
+            judge.classifiers(compiled)
+        except ClassifierError as exc:
+            print(f"{compiled.file}: policy {compiled.name!r}: {exc}", file=sys.stderr)
+            return True
+    return False
 
 
 def _test(args: argparse.Namespace) -> int:
@@ -105,12 +178,18 @@ def _test(args: argparse.Namespace) -> int:
     if loaded is None:
         return EXIT_FAIL
     total_failures = 0
-    for compiled in loaded.values():
-        checks, failures = run_policy_tests(compiled)
-        total_failures += len(failures)
-        for failure in failures:
-            print(f"FAIL {failure}")
-        print(f"{compiled.file}: {checks - len(failures)} passed, {len(failures)} failed")
+    with _judge(args) as judge:
+        for compiled in loaded.values():
+            checks, failures = run_policy_tests(
+                compiled, partial(judge.judge, compiled) if compiled.classifiers else None
+            )
+            total_failures += len(failures)
+            for failure in failures:
+                print(f"FAIL {failure}")
+            print(f"{compiled.file}: {checks - len(failures)} passed, {len(failures)} failed")
+        unreachable = _unreachable(judge)
+    if unreachable is not None:
+        return unreachable
     return EXIT_OK if total_failures == 0 else EXIT_FAIL
 
 
@@ -119,22 +198,34 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _scan(args: argparse.Namespace) -> int:
+def _named(args: argparse.Namespace) -> CompiledPolicy | None:
+    """The policy ``--policy`` and ``--name`` pick (the first loaded without a name)."""
     loaded = _load([args.policy])
     if loaded is None:
-        return EXIT_USAGE
+        return None
     name = args.name or next(iter(loaded))
     if name not in loaded:
         print(f"no policy named {name!r}; loaded: {', '.join(loaded)}", file=sys.stderr)
+        return None
+    return loaded[name]
+
+
+def _scan(args: argparse.Namespace) -> int:
+    compiled = _named(args)
+    if compiled is None:
         return EXIT_USAGE
     text = args.file.read_text(encoding="utf-8") if args.file else sys.stdin.read()
-    result = moderate(loaded[name].config(Direction(args.direction)), text)
+    with _judge(args) as judge:
+        result = judge.judge(compiled, compiled.config(Direction(args.direction)), text)
+        unreachable = _unreachable(judge)
+    if unreachable is not None:
+        return unreachable
     hits = sorted(result.hits, key=lambda h: (h.start, h.end))
     if args.json:
         print(
             json.dumps(
                 {
-                    "policy": name,
+                    "policy": compiled.name,
                     "text": result.text,
                     "cut": result.cut,
                     "hits": [
@@ -158,8 +249,47 @@ def _scan(args: argparse.Namespace) -> int:
     return EXIT_FAIL if changed else EXIT_OK
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway.evaluate import evaluate, read_cases
+
+    compiled = _named(args)
+    if compiled is None:
+        return EXIT_USAGE
+    try:
+        cases = read_cases(args.file)
+        upstream = args.upstream or _judge(args).upstream
+        reports = asyncio.run(evaluate(compiled, cases, upstream, args.pace_ms))
+    except (OSError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    rows = [report.as_dict() for report in reports]
+    if args.json:
+        print(json.dumps({"policy": compiled.name, "modes": rows}))
+        return EXIT_OK
+    print("| mode | cases | precision | recall | leaked chars (total) | leaked chars (max) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        print(
+            f"| {row['mode']} | {row['cases']} | {row['precision']:.3f} | {row['recall']:.3f} "
+            f"| {row['leaked_chars_total']} | {row['leaked_chars_max']} |"
+        )
+    return EXIT_OK
+
+
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise argparse.ArgumentTypeError("must be a whole number from 1, or 'auto'")
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from gateway.proxy.server import serve  # the I/O layers load only when serving
+    # the I/O layers load only when serving
+    from gateway.proxy.server import serve
+    from gateway.proxy.supervisor import supervise, worker_count
     from gateway.settings import Settings
 
     overrides = {
@@ -169,7 +299,10 @@ def _serve(args: argparse.Namespace) -> int:
             "port": args.port,
             "upstream_url": args.upstream,
             "policy": args.policy,
+            "workers": args.workers,
         }.items()
         if value is not None
     }
-    return serve(Settings(**overrides))
+    settings = Settings(**overrides)
+    workers = worker_count(settings.workers)
+    return supervise(settings, workers) if workers > 1 else serve(settings)

@@ -25,11 +25,22 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        1, description="Processes serving the port (SO_REUSEPORT); 'auto' = the usable CPUs."
+    )
+    drain_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long requests in flight may take to finish."
+    )
     upstream_url: str = Field(
         "https://api.openai.com/v1", description="Upstream base URL with /v1, or 'demo'."
     )
     upstream_api_key: SecretStr | None = None
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    metrics_key: SecretStr | None = Field(
+        None,
+        min_length=1,  # an empty variable must not read as "no key needed"
+        description="Bearer token /metrics requires; unset = /metrics is open.",
+    )
     policy: Path = DEFAULT_POLICY
     default_policy: str | None = None
 
@@ -44,6 +55,15 @@ class Settings(BaseSettings):
     read_timeout: float = Field(
         120.0, gt=0, description="Seconds of upstream silence before a stream is failed."
     )
+    client_header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client connection may go without a complete request head "
+        "(from connecting, or from the end of the last response: idle keep-alive included).",
+    )
+    client_body_timeout: float = Field(
+        30.0, gt=0, description="Seconds a client may take to send a moderated request's body."
+    )
     max_request_bytes: int = Field(
         32 * 1024 * 1024, ge=1024, description="Largest moderated request body accepted."
     )
@@ -51,8 +71,36 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1024, description="Largest non-streamed body that is moderated."
     )
     max_connections: int = Field(256, ge=1, description="Upstream connection pool size.")
+    max_concurrent_requests: int = Field(
+        1024, ge=1, description="Moderated requests in flight at once; past it, 429."
+    )
     keepalive_seconds: float = Field(
         15.0, ge=0, description="SSE comment sent while text is held this long; 0 = never."
+    )
+    classifier_url: str | None = Field(
+        None,
+        description="Base URL (with /v1) for classifier rules that name none; default: the "
+        "upstream.",
+    )
+    classifier_concurrency: int = Field(
+        64, ge=1, description="Classifier calls in flight at once, across all requests."
+    )
+    classifier_concurrency_per_stream: int = Field(
+        4, ge=1, description="Classifier calls in flight at once for one request."
+    )
+    classifier_cache_size: int = Field(
+        4096, ge=0, description="Verdicts remembered (keyed by model, context and segment)."
+    )
+    classifier_input_chars: int = Field(
+        16_000,
+        ge=256,
+        description="Characters of a request's newest text that input classifier rules judge.",
+    )
+    classifier_backlog: int = Field(
+        262_144,
+        ge=1024,
+        description="Characters of upstream events one stream may queue for verdicts "
+        "before reading from upstream pauses.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     audit_log: Path | None = Field(

@@ -106,13 +106,27 @@ def test_check_reports_good_and_broken_files_together(policy: Path, broken: Path
 def test_check_prints_warnings_but_passes(tmp_path: Path) -> None:
     path = tmp_path / "warn.yaml"
     path.write_text(
-        "version: 1\nname: w\nrules:\n  - id: slow\n    match: {regex: '(a+)+b'}\n"
+        "version: 1\nname: w\nrules:\n  - id: slow\n    match: {regex: 'a*a*b'}\n"
         "    action: redact\n"
     )
     result = run("policy", "check", str(path))
     assert result.returncode == 0
     assert f"{path}:5:" in result.stderr
     assert "warning" in result.stderr
+    assert "backtrack polynomially" in result.stderr
+
+
+def test_check_fails_on_exponential_backtracking(tmp_path: Path) -> None:
+    path = tmp_path / "redos.yaml"
+    path.write_text(
+        "version: 1\nname: r\nrules:\n  - id: redos\n    match: {regex: '(a|aa)+c'}\n"
+        "    action: redact\n"
+    )
+    result = run("policy", "check", str(path))
+    assert result.returncode == 1
+    assert f"{path}:5:" in result.stderr
+    assert "rule 'redos'" in result.stderr
+    assert "backtrack exponentially" in result.stderr
 
 
 def test_check_missing_file(tmp_path: Path) -> None:

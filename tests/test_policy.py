@@ -185,13 +185,19 @@ def test_every_problem_in_a_file_is_reported_at_once() -> None:
     assert [p.rule_id for p in problems(text)] == ["r1", "r2"]
 
 
-def test_backtracking_pattern_loads_with_a_warning() -> None:
+def test_exponential_backtracking_is_an_error() -> None:
+    p = only(HEAD + "  - id: r1\n    match: {regex: '(a|aa)+c'}\n    action: redact\n")
+    assert (p.line, p.rule_id, p.level) == (5, "r1", "error")
+    assert "backtrack exponentially" in p.message
+
+
+def test_polynomial_backtracking_loads_with_a_warning() -> None:
     compiled = load_text(
-        HEAD + "  - id: r1\n    match: {regex: '(a+)+b'}\n    action: redact\n", "p"
+        HEAD + "  - id: r1\n    match: {regex: 'a*a*b'}\n    action: redact\n", "p"
     )
     (warning,) = compiled.warnings
     assert (warning.line, warning.rule_id, warning.level) == (5, "r1", "warning")
-    assert "backtrack" in warning.message
+    assert "backtrack polynomially" in warning.message
 
 
 # -- what a loaded policy does --------------------------------------------------------------

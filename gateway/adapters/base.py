@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.sluice import Hit, SluiceConfig
+from gateway.sluice.classify import Taps
+from gateway.sluice.verdicts import VerdictRequest
 
 JSONPath = tuple[str | int, ...]
 
@@ -65,6 +67,12 @@ class Moderated:
 
     events: list[OutEvent]
     hits: Hits = ()
+    #: Segments to judge (classifier rules); the caller answers with ``on_verdict``.
+    requests: tuple[VerdictRequest, ...] = ()
+    #: Requests asked for earlier that are no longer needed (their text follows a cut).
+    cancelled: tuple[int, ...] = ()
+    #: (rule id, characters of a flagged segment that reached the client): async rules.
+    leaked: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,22 @@ class StreamModerator(Protocol):
         """Characters held back across all channels right now."""
 
 
+class BodyModerator(Protocol):
+    """Moderates a whole body in place; ``taps`` carry classifier rules (``sluice.classify``)."""
+
+    def __call__(
+        self, body: dict[str, Any], config: SluiceConfig, taps: Taps | None = None, /
+    ) -> ModeratedBody: ...
+
+
+class StreamOpener(Protocol):
+    """Opens a moderator for one stream; ``taps`` as for ``BodyModerator``."""
+
+    def __call__(
+        self, body: dict[str, Any], config: SluiceConfig, taps: Taps | None = None, /
+    ) -> StreamModerator: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ApiAdapter:
     """What the proxy needs to moderate one route.
@@ -107,5 +131,5 @@ class ApiAdapter:
 
     route: str
     request_fields: Callable[[dict[str, Any]], Iterator[TextField]]
-    moderate_response: Callable[[dict[str, Any], SluiceConfig], ModeratedBody]
-    stream: Callable[[dict[str, Any], SluiceConfig], StreamModerator]
+    moderate_response: BodyModerator
+    stream: StreamOpener

@@ -17,6 +17,7 @@ from gateway.adapters.json_view import JsonCodec
 from gateway.adapters.logprobs import TOKEN_ENTRIES, LogprobFormat, LogprobTrack
 from gateway.adapters.unknown import token_is_clean
 from gateway.sluice import ERROR_RULE, Action, Hit, Reason, SluiceConfig, Step
+from gateway.sluice.classify import Tap, Taps
 
 
 class Channel:
@@ -46,6 +47,7 @@ class Channel:
         "_red_starts",
         "_released",
         "_sluice",
+        "_tap",
         "_text",
         "_track",
         "cut",
@@ -62,12 +64,15 @@ class Channel:
         json: bool = False,
         record: bool = False,
         logprobs: LogprobFormat = TOKEN_ENTRIES,
+        taps: Taps | None = None,
     ) -> None:
         self.name = name
         self.record = record
         self.cut = False  # ended by a block (or a fail-closed error)
         self.done = False  # ended: nothing more will be released
         self._sluice = config.open()
+        # Classifier rules judge prose; JSON (tool arguments) is left to the patterns.
+        self._tap: Tap | None = taps.open(name) if taps is not None and not json else None
         self._notice_cfg = config.cutoff_notice
         self._hits: list[ChannelHit] = []  # decided since the owner last took them
         self._codec = JsonCodec() if json else None
@@ -199,6 +204,8 @@ class Channel:
     # -- internals -------------------------------------------------------------------
 
     def _apply(self, step: Step, final: bool) -> str:
+        if self._tap is not None:
+            step = self._tap.step(step, final)
         self._hits.extend(ChannelHit(self.name, hit) for hit in step.hits)
         self._track.release(step.pieces)
         if self._codec is None:

@@ -35,6 +35,7 @@ from gateway.adapters.unknown import (
     place,
 )
 from gateway.sluice import SluiceConfig
+from gateway.sluice.classify import Taps
 
 ROUTE = "/v1/chat/completions"
 
@@ -325,14 +326,16 @@ def _put_logprobs(choice: ChoiceState, entry: dict[str, Any]) -> None:
         entry["logprobs"] = None
 
 
-def stream(body: dict[str, Any], config: SluiceConfig) -> StreamModerator:
-    return ChoiceStream(ChatShape(), body, config)
+def stream(body: dict[str, Any], config: SluiceConfig, taps: Taps | None = None) -> StreamModerator:
+    return ChoiceStream(ChatShape(), body, config, taps)
 
 
 # -- non-streaming ---------------------------------------------------------------------
 
 
-def moderate_response(body: dict[str, Any], config: SluiceConfig) -> ModeratedBody:
+def moderate_response(
+    body: dict[str, Any], config: SluiceConfig, taps: Taps | None = None
+) -> ModeratedBody:
     """Moderate a ``chat.completion`` body in place, exactly as its stream would be.
 
     A stream carries a message's fields in the order string fields, audio transcript,
@@ -349,7 +352,7 @@ def moderate_response(body: dict[str, Any], config: SluiceConfig) -> ModeratedBo
             out[key] = value
             for position, choice in enumerate(value):
                 if isinstance(choice, dict):
-                    value[position] = _moderate_choice(choice, position, config, hits)
+                    value[position] = _moderate_choice(choice, position, config, hits, taps)
         elif envelope.member(key):
             out[key] = envelope.value(value, (key,))
     hits.extend(envelope.hits)
@@ -357,10 +360,14 @@ def moderate_response(body: dict[str, Any], config: SluiceConfig) -> ModeratedBo
 
 
 def _moderate_choice(
-    choice: dict[str, Any], position: int, config: SluiceConfig, hits: list[ChannelHit]
+    choice: dict[str, Any],
+    position: int,
+    config: SluiceConfig,
+    hits: list[ChannelHit],
+    taps: Taps | None,
 ) -> dict[str, Any]:
     index = choice.get("index", position)
-    state = ChoiceState(index if isinstance(index, int) else position, config)
+    state = ChoiceState(index if isinstance(index, int) else position, config, taps)
     message = choice.get("message")
     if isinstance(message, dict):
         _moderate_message(state, message)

@@ -28,6 +28,7 @@ from gateway.adapters.channels import Channel
 from gateway.adapters.logprobs import TOKEN_ENTRIES, LogprobFormat
 from gateway.adapters.unknown import UNKNOWN, Unknown, blank, place
 from gateway.sluice import SluiceConfig
+from gateway.sluice.classify import Taps
 
 DONE = OutEvent("[DONE]")
 
@@ -49,12 +50,14 @@ class ChoiceState:
         "index",
         "offset_base",
         "sent",
+        "taps",
         "tools",
     )
 
-    def __init__(self, index: int, config: SluiceConfig) -> None:
+    def __init__(self, index: int, config: SluiceConfig, taps: Taps | None = None) -> None:
         self.index = index
         self._config = config
+        self.taps = taps
         self._hits: list[ChannelHit] = []  # decided outside any channel (``whole_unknown``)
         self.channels: dict[Path, Channel] = {}
         self.ended = False
@@ -81,7 +84,9 @@ class ChoiceState:
             name = f"choices[{self.index}]" + "".join(
                 f"[{p}]" if isinstance(p, int) else f".{p}" for p in tail
             )
-            found = Channel(self._config, name, json=json, record=record, logprobs=logprobs)
+            found = Channel(
+                self._config, name, json=json, record=record, logprobs=logprobs, taps=self.taps
+            )
             self.channels[path] = found
         return found
 
@@ -200,9 +205,16 @@ def requested_choices(body: dict[str, Any]) -> int:
 class ChoiceStream:
     """``StreamModerator`` for chunked-choices streams; the shape does the entries."""
 
-    def __init__(self, shape: ChoiceShape, body: dict[str, Any], config: SluiceConfig) -> None:
+    def __init__(
+        self,
+        shape: ChoiceShape,
+        body: dict[str, Any],
+        config: SluiceConfig,
+        taps: Taps | None = None,
+    ) -> None:
         self._shape = shape
         self._config = config
+        self._taps = taps
         self._expected = requested_choices(body)
         self._choices: dict[int, ChoiceState] = {}
         self._envelope: dict[str, Any] | None = None  # the last chunk, to build new ones from
@@ -313,7 +325,7 @@ class ChoiceStream:
             state = self._choices.get(index)
             first = state is None
             if state is None:
-                state = self._choices[index] = ChoiceState(index, self._config)
+                state = self._choices[index] = ChoiceState(index, self._config, self._taps)
             rewritten = self._shape.rewrite(state, entry, first)
             cut |= state.cut
             if rewritten is not None:

@@ -17,6 +17,7 @@ from gateway.adapters.choices import ChoiceState, ChoiceStream, is_empty
 from gateway.adapters.request_shapes import COMPLETIONS_TEXT
 from gateway.adapters.unknown import UNKNOWN, Unknown, carries_text, key_is_safe
 from gateway.sluice import SluiceConfig
+from gateway.sluice.classify import Taps
 
 ROUTE = "/v1/completions"
 TEXT = ("text",)
@@ -176,11 +177,13 @@ def _carries_text(entry: dict[str, Any]) -> bool:
     return carries_text(entry) or bool(tokens)
 
 
-def stream(body: dict[str, Any], config: SluiceConfig) -> StreamModerator:
-    return ChoiceStream(CompletionsShape(), body, config)
+def stream(body: dict[str, Any], config: SluiceConfig, taps: Taps | None = None) -> StreamModerator:
+    return ChoiceStream(CompletionsShape(), body, config, taps)
 
 
-def moderate_response(body: dict[str, Any], config: SluiceConfig) -> ModeratedBody:
+def moderate_response(
+    body: dict[str, Any], config: SluiceConfig, taps: Taps | None = None
+) -> ModeratedBody:
     """Moderate a ``text_completion`` body in place, exactly as its stream would be."""
     envelope = Unknown(config, "envelope")
     out: dict[str, Any] = {}
@@ -196,7 +199,7 @@ def moderate_response(body: dict[str, Any], config: SluiceConfig) -> ModeratedBo
         if not isinstance(entry, dict):
             continue
         index = entry.get("index", position)
-        choice = ChoiceState(index if isinstance(index, int) else position, config)
+        choice = ChoiceState(index if isinstance(index, int) else position, config, taps)
         entry = choices[position] = _members(choice, entry, streamed=False)
         choice.channel(TEXT, logprobs=LEGACY_ENTRIES)
         text = entry.get("text")

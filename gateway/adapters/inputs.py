@@ -34,11 +34,11 @@ from gateway.adapters.request_text import (
     Unreadable,
     path_of,
 )
-from gateway.sluice import Hit, SluiceConfig, moderate
+from gateway.sluice import Action, Hit, SluiceConfig, moderate
 
 POLICY_VIOLATION = "content_policy_violation"
 UNREADABLE_INPUT = "unreadable_input"
-_BLOCKED = "The request was rejected by the content policy."
+REJECTED = "The request was rejected by the content policy."
 _RENAME = (
     "The request was rejected by the content policy: a rule matched a member name, "
     "which the gateway cannot rewrite."
@@ -60,17 +60,18 @@ class InputVerdict:
     blocked: TextField | None = None
     changed: bool = False
     code: str = POLICY_VIOLATION
-    message: str = _BLOCKED
+    message: str = REJECTED
 
 
 def moderate_request(
     adapter: ApiAdapter, body: dict[str, Any], config: SluiceConfig
 ) -> InputVerdict:
-    if not config.enforce and not config.observe:
+    if not config.enforce and not config.observe and not config.classifiers:
         return InputVerdict(body)  # no input rule: nothing to find, nothing refused
     fields = adapter.request_fields
     leaves = fields.leaves(body) if isinstance(fields, RequestText) else _leaves(fields(body))
-    enforcing = bool(config.enforce)
+    # What a classifier cannot read is refused like what a pattern cannot.
+    enforcing = bool(config.enforce) or any(r.action is not Action.FLAG for r in config.classifiers)
     seen: dict[str, tuple[tuple[Hit, ...], bool, str | None]] = {}
     hits: list[ChannelHit] = []
     masked: tuple[Trail, ...] = ()  # member names a rule matched: never spelled in a channel

@@ -45,6 +45,7 @@ from gateway.adapters.unknown import (
     place,
 )
 from gateway.sluice import SluiceConfig
+from gateway.sluice.classify import Taps
 
 ROUTE = "/v1/responses"
 
@@ -157,8 +158,10 @@ class ResponseTexts:
         on_finish: Callable[[Key, Channel, str], None] | None = None,
         *,
         strict: bool = False,
+        taps: Taps | None = None,
     ) -> None:
         self.config = config
+        self.taps = taps
         self.channels: dict[Key, Channel] = {}
         self.cut = False
         self.strict = strict
@@ -172,7 +175,9 @@ class ResponseTexts:
             if slot.startswith(UNKNOWN):
                 slot = UNKNOWN  # an upstream event name never becomes a channel name
             name = f"output[{o}].{slot}" + (f"[{i}]" if slot in _PART_SLOTS else "")
-            found = self.channels[key] = Channel(self.config, name, json=json, record=True)
+            found = self.channels[key] = Channel(
+                self.config, name, json=json, record=True, taps=self.taps
+            )
         return found
 
     def take_hits(self) -> Hits:
@@ -399,8 +404,10 @@ class _Item:
 class ResponsesStream:
     """``StreamModerator`` for ``/v1/responses`` streams."""
 
-    def __init__(self, body: dict[str, Any], config: SluiceConfig) -> None:
-        self._texts = ResponseTexts(config, self._flushed, strict=True)
+    def __init__(
+        self, body: dict[str, Any], config: SluiceConfig, taps: Taps | None = None
+    ) -> None:
+        self._texts = ResponseTexts(config, self._flushed, strict=True, taps=taps)
         self._items: dict[int, _Item] = {}
         self._response: dict[str, Any] | None = None
         self._deltas: dict[Key, tuple[dict[str, Any], TextKind, str | None]] = {}
@@ -882,16 +889,18 @@ def _reach(annotation: Any) -> int:
     return max((v for v in values if isinstance(v, int)), default=0)
 
 
-def stream(body: dict[str, Any], config: SluiceConfig) -> StreamModerator:
-    return ResponsesStream(body, config)
+def stream(body: dict[str, Any], config: SluiceConfig, taps: Taps | None = None) -> StreamModerator:
+    return ResponsesStream(body, config, taps)
 
 
 # -- non-streaming ---------------------------------------------------------------------
 
 
-def moderate_response(body: dict[str, Any], config: SluiceConfig) -> ModeratedBody:
+def moderate_response(
+    body: dict[str, Any], config: SluiceConfig, taps: Taps | None = None
+) -> ModeratedBody:
     """Moderate a ``response`` body in place, exactly as its stream would be."""
-    texts = ResponseTexts(config)
+    texts = ResponseTexts(config, taps=taps)
     texts.output(body, True)
     if texts.cut:
         body["status"] = "incomplete"

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from gateway.demo.classifier_controls import ClassifierBench
 from gateway.demo.controls import Controls
 from gateway.demo.state import DemoState, RecordedRequest
 
@@ -21,6 +22,9 @@ DEFAULT_PACE = web.AppKey("demo_default_pace", float)
 
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("demo_clock")
 """Wall clock for ``created`` timestamps; tests pin it to compare whole payloads."""
+
+CLASSIFIER_BENCH = web.AppKey("demo_classifier_bench", ClassifierBench)
+"""Latency, faults and call counts of the classifier endpoints (``/demo/classifiers``)."""
 
 CONTROLS = web.RequestKey("demo_controls", Controls)
 """The request's parsed ``X-Demo-*`` headers."""

@@ -26,6 +26,7 @@ from gateway.demo.body import (
     text_of,
 )
 from gateway.demo.chunking import interleave
+from gateway.demo.classifiers import ClientGone, classifier_reply
 from gateway.demo.reply import Answer, Reply
 from gateway.demo.scripts import default_reply
 from gateway.demo.sending import send_events, send_json
@@ -38,7 +39,12 @@ SYSTEM_FINGERPRINT = "fp_sluicegate_demo"
 
 async def handle(request: web.Request) -> web.StreamResponse:
     body = json_body(request)
-    answer = _answer(request, body)
+    try:
+        # The demo's guard and judge models (``gateway.demo.classifiers``) say a verdict.
+        verdict = await classifier_reply(request, body)
+    except ClientGone:
+        return web.Response(status=499)
+    answer = _answer(request, body, verdict)
     if get_bool(body, "stream"):
         return await send_events(request, stream_events(answer))
     return await send_json(request, completion(answer))
@@ -82,10 +88,10 @@ async def list_stored(request: web.Request) -> web.StreamResponse:
     return await send_json(request, {"object": "list", "data": [stored], "has_more": False})
 
 
-def _answer(request: web.Request, body: dict[str, Any]) -> Answer:
+def _answer(request: web.Request, body: dict[str, Any], reply: Reply | None = None) -> Answer:
     messages = [m for m in get_list(body, "messages") if isinstance(m, dict)]
     user_texts = [text_of(m.get("content")) for m in messages if m.get("role") == "user"]
-    default = default_reply(
+    default = reply or default_reply(
         user_texts[-1] if user_texts else "", first_function_name(get_list(body, "tools"))
     )
     top = get_int(body, "top_logprobs", 0, 0, MAX_TOP_LOGPROBS)

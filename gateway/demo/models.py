@@ -1,4 +1,4 @@
-"""``GET /v1/models`` and ``GET /v1/models/{id}``: the demo's two models.
+"""``GET /v1/models`` and ``GET /v1/models/{id}``: the demo's models.
 
 Clients and UIs list models before they chat, and a gateway forwards these routes unchanged,
 so they exist to be forwarded, including the 404 for an unknown model.
@@ -10,10 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.demo.classifiers import MODELS as CLASSIFIER_MODELS
 from gateway.demo.errors import DemoError
 from gateway.demo.sending import send_json
 
-MODELS = ("demo-chat", "demo-embedding")
+MODELS = ("demo-chat", "demo-embedding", *CLASSIFIER_MODELS)
 CREATED = 1_735_689_600  # 2025-01-01: fixed, so listings are deterministic
 
 

@@ -7,7 +7,7 @@ detector. The result is immutable and shared by every request that uses the poli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import regex
 
@@ -15,6 +15,8 @@ from gateway.detectors import DetectorError, build_detector
 from gateway.policy.errors import Level, PolicyError, Problem
 from gateway.policy.lint import pattern_errors, pattern_warnings
 from gateway.policy.model import (
+    ClassifierMode,
+    ClassifierSpec,
     Direction,
     Match,
     Mode,
@@ -27,6 +29,7 @@ from gateway.policy.model import (
 )
 from gateway.policy.source import Source
 from gateway.sluice import Action, Matcher, Rule, SluiceConfig, compile_rule
+from gateway.sluice.verdicts import ClassifierRule, Segmenting
 
 _ACTIONS = {
     RuleAction.FLAG: Action.FLAG,
@@ -45,6 +48,8 @@ class CompiledPolicy:
     input: SluiceConfig
     rules: dict[str, Rule]
     warnings: tuple[Problem, ...] = ()
+    #: Where each classifier rule's verdicts come from, by rule id (``gateway.classifiers``).
+    classifiers: dict[str, ClassifierSpec] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -66,15 +71,24 @@ def compile_policy(policy: Policy, source: Source) -> CompiledPolicy:
     problems: list[Problem] = []
     warnings: list[Problem] = []
     rules: dict[str, Rule] = {}
+    judged: dict[str, ClassifierRule] = {}
     scopes: dict[str, list[Direction]] = {}
     for index, spec in enumerate(policy.rules):
         path = ("rules", index)
-        if spec.id in rules:
+        if spec.id in rules or spec.id in judged:
             first = policy.rules.index(next(r for r in policy.rules if r.id == spec.id))
             line, _ = source.locate(("rules", first))
             problems.append(
                 source.problem((*path, "id"), f"duplicate rule id (first at line {line})")
             )
+            continue
+        if spec.match.classifier is not None:
+            lane = _classifier_rule(
+                spec, spec.match.classifier, policy.mode, source, path, problems
+            )
+            if lane is not None:
+                judged[spec.id] = lane
+                scopes[spec.id] = list(spec.scope)
             continue
         compiled = _compile_rule(spec, policy.mode, source, path, problems, warnings)
         if compiled is not None:
@@ -94,6 +108,7 @@ def compile_policy(policy: Policy, source: Source) -> CompiledPolicy:
                     cutoff_notice=policy.settings.cutoff_notice,
                     whole_tool_calls=policy.settings.tool_arguments is ToolArguments.WHOLE,
                     drop_unknown=policy.settings.unknown is UnknownText.DROP,
+                    classifiers=tuple(r for rid, r in judged.items() if direction in scopes[rid]),
                 )
             except (regex.error, OverflowError, RecursionError) as exc:
                 problems.append(source.problem(("rules",), f"rules do not combine: {exc}"))
@@ -106,6 +121,56 @@ def compile_policy(policy: Policy, source: Source) -> CompiledPolicy:
         input=configs[Direction.INPUT],
         rules=rules,
         warnings=tuple(warnings),
+        classifiers={
+            spec.id: spec.match.classifier
+            for spec in policy.rules
+            if spec.match.classifier is not None and spec.id in judged
+        },
+    )
+
+
+def _classifier_rule(
+    spec: PolicyRule,
+    match: ClassifierSpec,
+    mode: Mode,
+    source: Source,
+    path: tuple[str | int, ...],
+    problems: list[Problem],
+) -> ClassifierRule | None:
+    """A classifier rule for the lane; what can only go wrong together fails here.
+
+    Redacting a segment needs it held until its verdict, and a request field cannot be
+    rewritten while it is already on its way upstream, so both are load errors.
+    """
+    where = (*path, "match", "classifier")
+    held = match.mode is ClassifierMode.HOLD
+    if spec.action is RuleAction.REDACT and not held:
+        problems.append(source.problem((*where, "mode"), "action redact needs mode: hold"))
+        return None
+    if spec.action is RuleAction.REDACT and Direction.INPUT in spec.scope:
+        problems.append(
+            source.problem(
+                (*path, "action"),
+                "a classifier rule that redacts applies to output only; add scope: [output]",
+            )
+        )
+        return None
+    action = _ACTIONS[spec.action]
+    segment = match.segment
+    sentences = segment == "sentence"
+    return ClassifierRule(
+        id=spec.id,
+        action=Action.FLAG if mode is Mode.SHADOW else action,
+        intended=action,
+        replacement=spec.rendered_replacement,
+        # A shadow policy never changes what clients see, nor when they see it.
+        hold=held and mode is not Mode.SHADOW,
+        segmenting=Segmenting(
+            sentences=sentences,
+            chars=match.max_segment_chars if sentences else segment.chars,  # type: ignore[union-attr]
+            first_chars=match.first_segment_chars,
+            context=match.context_segments,
+        ),
     )
 
 

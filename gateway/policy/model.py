@@ -97,6 +97,112 @@ class PolicySettings(_Strict):
     )
 
 
+class ClassifierKind(StrEnum):
+    MODERATION = "moderation"
+    GUARD = "guard"
+    JUDGE = "judge"
+    LOCAL = "local"
+
+
+class GuardFamily(StrEnum):
+    LLAMA_GUARD = "llama_guard"
+    SHIELDGEMMA = "shieldgemma"
+    GRANITE_GUARDIAN = "granite_guardian"
+    QWEN3GUARD = "qwen3guard"
+
+
+class ClassifierMode(StrEnum):
+    HOLD = "hold"
+    ASYNC = "async"
+
+
+class CharSegments(_Strict):
+    """``segment: {chars: N}``: fixed windows instead of sentences."""
+
+    chars: int = Field(ge=16, le=8192, description="Characters per segment.")
+
+
+class ClassifierSpec(_Strict):
+    """``match: {classifier: ...}``: a model judges segments of the text (docs/classifiers.md).
+
+    What is sent where is the author's choice and is validated here, so a typo (a guard
+    without a family, a local classifier without a name) fails at load time, not on the
+    first stream.
+    """
+
+    kind: ClassifierKind
+    url: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible API; default: the gateway's upstream.",
+    )
+    api_key_env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the key for url (default: the upstream key).",
+    )
+    model: str | None = Field(None, description="Model name (moderation: optional).")
+    family: GuardFamily | None = Field(None, description="guard only: the model family.")
+    name: str | None = Field(None, description="local only: the registered classifier name.")
+    instructions: str | None = Field(None, description="judge only: what to flag.")
+    categories: dict[str, float] | list[str] | None = Field(
+        None,
+        description=(
+            "moderation: {category: score threshold}; guard/judge/local: categories that "
+            "count (default: any flagged verdict)."
+        ),
+    )
+    segment: Literal["sentence"] | CharSegments = Field(
+        "sentence", description="sentence (default) or {chars: N}."
+    )
+    first_segment_chars: int = Field(
+        120, ge=16, le=8192, description="The first segment ends by this length (fast start)."
+    )
+    max_segment_chars: int = Field(
+        600, ge=16, le=8192, description="A sentence longer than this is judged in parts."
+    )
+    context_segments: int = Field(
+        1, ge=0, le=8, description="Earlier segments sent along as context."
+    )
+    mode: ClassifierMode = Field(
+        ClassifierMode.HOLD,
+        description="hold: text waits for its verdict; async: text streams, a flag cuts.",
+    )
+    timeout_seconds: float = Field(5.0, gt=0, le=120, description="Per verdict, retries included.")
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> ClassifierSpec:
+        kind = self.kind
+        if kind is ClassifierKind.GUARD and self.family is None:
+            raise ValueError(
+                "a guard classifier needs family: llama_guard, shieldgemma, "
+                "granite_guardian or qwen3guard"
+            )
+        if kind is not ClassifierKind.GUARD and self.family is not None:
+            raise ValueError("family applies to kind: guard only")
+        if kind in (ClassifierKind.GUARD, ClassifierKind.JUDGE) and not self.model:
+            raise ValueError(f"a {kind} classifier needs model")
+        if kind is ClassifierKind.LOCAL:
+            if not self.name:
+                raise ValueError("a local classifier needs name (its entry point)")
+            if self.url or self.api_key_env or self.model:
+                raise ValueError("a local classifier takes no url, api_key_env or model")
+        elif self.name is not None:
+            raise ValueError("name applies to kind: local only")
+        if kind is ClassifierKind.JUDGE and not (self.instructions or "").strip():
+            raise ValueError("a judge classifier needs instructions")
+        if kind is not ClassifierKind.JUDGE and self.instructions is not None:
+            raise ValueError("instructions apply to kind: judge only")
+        if isinstance(self.categories, dict) and kind is not ClassifierKind.MODERATION:
+            raise ValueError("score thresholds apply to kind: moderation only; list categories")
+        if isinstance(self.categories, dict) and any(
+            not 0 <= v <= 1 for v in self.categories.values()
+        ):
+            raise ValueError("category thresholds are scores from 0 to 1")
+        if self.first_segment_chars > self.max_segment_chars:
+            raise ValueError("first_segment_chars must not exceed max_segment_chars")
+        return self
+
+
 class DetectorRef(BaseModel):
     """``detector: {name: phone, regions: [US]}``; options are checked by the detector."""
 
@@ -108,25 +214,33 @@ class DetectorRef(BaseModel):
         return dict(self.model_extra or {})
 
 
+_MATCH_KINDS = ("regex", "keywords", "detector", "classifier")
+
+
 class Match(_Strict):
-    """Exactly one of ``regex``, ``keywords``, ``detector`` (``classifier`` is reserved)."""
+    """Exactly one of ``regex``, ``keywords``, ``detector``, ``classifier``."""
 
     regex: str | None = Field(None, description="A pattern in Python `regex` syntax.")
     keywords: list[str] | None = Field(None, description="Literal phrases.")
     detector: str | DetectorRef | None = Field(None, description="A built-in detector.")
+    classifier: ClassifierSpec | None = Field(
+        None, description="A moderation endpoint, guard, judge or local model."
+    )
     ignore_case: bool = False
     whole_words: bool = Field(False, description="keywords only: match whole words only.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Match:
-        kinds = [k for k in ("regex", "keywords", "detector") if getattr(self, k) is not None]
+        kinds = [k for k in _MATCH_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             got = ", ".join(kinds) if kinds else "none"
-            raise ValueError(f"match needs exactly one of regex, keywords, detector (got {got})")
+            raise ValueError(
+                f"match needs exactly one of regex, keywords, detector, classifier (got {got})"
+            )
         if self.whole_words and self.keywords is None:
             raise ValueError("whole_words applies to keywords only")
-        if self.ignore_case and self.detector is not None:
-            raise ValueError("ignore_case does not apply to detectors")
+        if self.ignore_case and (self.detector is not None or self.classifier is not None):
+            raise ValueError("ignore_case does not apply to detectors and classifiers")
         return self
 
     @field_validator("keywords")
@@ -147,10 +261,12 @@ class Match(_Strict):
         return value
 
     @property
-    def kind(self) -> Literal["regex", "keywords", "detector"]:
+    def kind(self) -> Literal["regex", "keywords", "detector", "classifier"]:
         if self.regex is not None:
             return "regex"
-        return "keywords" if self.keywords is not None else "detector"
+        if self.keywords is not None:
+            return "keywords"
+        return "detector" if self.detector is not None else "classifier"
 
 
 class Examples(_Strict):

@@ -7,7 +7,7 @@ boundary is exactly the bug a streaming gateway must not have.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from gateway.policy.compiler import CompiledPolicy
@@ -65,35 +65,57 @@ def _outcome(step: Step) -> tuple[str, list[str]]:
     return step.text, [h.rule_id for h in hits]
 
 
-def run_policy_tests(compiled: CompiledPolicy) -> tuple[int, list[Failure]]:
-    """Run every example and case; return how many checks ran and what failed."""
+Outcome = Callable[[SluiceConfig, str], Step]
+
+
+def run_policy_tests(
+    compiled: CompiledPolicy, judge: Outcome | None = None
+) -> tuple[int, list[Failure]]:
+    """Run every example and case; return how many checks ran and what failed.
+
+    ``judge`` moderates a text with classifier rules too (``classifiers.text.TextJudge``);
+    without one, the examples of classifier rules and the cases of a direction that has
+    them are not run (and not counted), since no pattern can stand in for a verdict.
+    Verdicts come from models, so cases judged by one are not re-run in other chunkings
+    (the engine's own tests prove chunking invariance for the lane).
+    """
     checks, failures = 0, []
     policy = compiled.policy
     for spec in policy.rules:
-        rule = compiled.rules[spec.id]
         base = compiled.config(spec.scope[0])
+        timeout = base.enforce.timeout
+        judged = spec.id in compiled.classifiers
+        if judged and judge is None:
+            continue
+        outcome = judge if judged and judge is not None else moderate
+        rules = [] if judged else [compiled.rules[spec.id]]
         alone = SluiceConfig(
-            enforce=Matcher([rule], base.enforce.timeout),
-            observe=Matcher([], base.enforce.timeout),
+            enforce=Matcher(rules, timeout),
+            observe=Matcher([], timeout),
             max_hold=base.max_hold,
             fail_closed=base.fail_closed,
+            classifiers=tuple(r for r in base.classifiers if r.id == spec.id),
         )
         where = f"{compiled.file}: rule {spec.id!r}"
         for text, want in [(t, True) for t in spec.examples.match] + [
             (t, False) for t in spec.examples.no_match
         ]:
             checks += 1
-            whole = moderate(alone, text)
+            whole = outcome(alone, text)
             fired = any(h.rule_id == spec.id for h in whole.hits)
             if fired != want:
                 verb = "fire on" if want else "not fire on"
                 failures.append(Failure(where, f"should {verb} {text!r}", str(want), str(fired)))
                 continue
-            failures.extend(_rechunked(alone, text, whole, where))
+            if not judged:
+                failures.extend(_rechunked(alone, text, whole, where))
     for number, case in enumerate(policy.tests, 1):
         checks += 1
         config = compiled.config(case.direction)
-        whole = moderate(config, case.input)
+        if config.classifiers and judge is None:
+            checks -= 1
+            continue
+        whole = (judge or moderate)(config, case.input)
         where = f"{compiled.file}: test {number}"
         got_text, got_rules = _outcome(whole)
         if got_text != case.output:
@@ -104,7 +126,8 @@ def run_policy_tests(compiled: CompiledPolicy) -> tuple[int, list[Failure]]:
         if case.rules is not None and got_rules != case.rules:
             failures.append(Failure(where, "rules that hit", str(case.rules), str(got_rules)))
             continue
-        failures.extend(_rechunked(config, case.input, whole, where))
+        if not config.classifiers:
+            failures.extend(_rechunked(config, case.input, whole, where))
     return checks, failures
 
 

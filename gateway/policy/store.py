@@ -3,7 +3,8 @@
 A reload either replaces every policy at once or changes nothing: one broken file in
 a directory must not unload the others, and a half-edited file must never be active.
 Change detection is by file stat, so it works on any filesystem, ConfigMap symlink
-swaps included; the proxy polls it (no I/O loop lives here).
+swaps included (the stat follows the link; the inode tells a swapped-in file from the
+old one even when size and timestamp match); the proxy polls it (no I/O loop lives here).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from gateway.policy.compiler import CompiledPolicy
 from gateway.policy.errors import PolicyError, Problem
 from gateway.policy.loader import load_paths, policy_files
 
-Signature = tuple[tuple[str, int, int], ...]
+Signature = tuple[tuple[str, int, int, int], ...]
 
 
 class PolicyStore:
@@ -36,7 +37,7 @@ class PolicyStore:
                 stat = file.stat()
             except OSError:
                 continue
-            out.append((str(file), stat.st_mtime_ns, stat.st_size))
+            out.append((str(file), stat.st_ino, stat.st_mtime_ns, stat.st_size))
         return tuple(out)
 
     def changed(self) -> bool:

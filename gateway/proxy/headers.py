@@ -36,6 +36,14 @@ _REQUEST_DROP = frozenset(
     }
 )
 _REWRITTEN_DROP = frozenset({"content-length", "content-encoding", "etag", "content-md5"})
+CLIENT_CREDENTIALS = frozenset(
+    {"authorization", "api-key", "x-api-key", "x-goog-api-key", "cookie", "proxy-authorization"}
+)
+"""Every header a provider may take as the caller's credential (OpenAI, Azure's ``api-key``,
+Anthropic-style ``x-api-key``, Google's ``x-goog-api-key``, session cookies). With an
+upstream key configured none of them is sent: the gateway's key alone must decide whose
+account a request runs on, and a client's own key must not reach a provider it was never
+meant for."""
 
 
 def _connection_listed(headers: CIMultiDictProxy[str]) -> set[str]:
@@ -60,7 +68,7 @@ def upstream_request_headers(
         lower = name.lower()
         if lower in drop or lower.startswith(_OWN_PREFIX):
             continue
-        if upstream_key is not None and lower in {"authorization", "api-key"}:
+        if upstream_key is not None and lower in CLIENT_CREDENTIALS:
             continue
         out.add(name, value)
     out["Accept-Encoding"] = "identity"

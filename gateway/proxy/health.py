@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.proxy.state import METRICS, POLICIES, UPSTREAM
+from gateway.proxy.state import DRAIN, METRICS, POLICIES, UPSTREAM
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -13,11 +13,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready once policies are loaded and an upstream is configured (the demo: started)."""
+    """Ready once policies are loaded and an upstream is configured (the demo: started),
+    and no longer once a shutdown began: the drain should get no new traffic."""
     policies = request.app.get(POLICIES)
-    ready = bool(policies and policies.policies) and UPSTREAM in request.app
+    draining = request.app[DRAIN].draining
+    ready = bool(policies and policies.policies) and UPSTREAM in request.app and not draining
     body = {
-        "status": "ready" if ready else "not ready",
+        "status": "ready" if ready else "draining" if draining else "not ready",
         "policies": sorted(policies.policies) if policies else [],
         "default_policy": policies.default if policies else None,
     }
@@ -25,7 +27,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    body = generate_latest(request.app[METRICS].exposition)
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 import uuid
@@ -11,6 +10,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.proxy.bearer import presents_key
 from gateway.proxy.errors import error_response
 from gateway.proxy.headers import REQUEST_ID as REQUEST_ID_HEADER
 from gateway.proxy.labels import route_label
@@ -61,15 +61,16 @@ async def add_request_id(request: web.Request, response: web.StreamResponse) -> 
 
 
 def _authenticate(request: web.Request, label: str) -> web.StreamResponse | None:
-    keys = request.app[SETTINGS].api_keys
-    if not keys or label in _OPEN_ROUTES:
-        return None
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    token = presented.strip().encode()
-    valid = scheme.lower() == "bearer" and any(
-        hmac.compare_digest(token, k.get_secret_value().encode()) for k in keys
-    )
-    if valid:
+    """Client keys guard the API; ``/metrics`` has a key of its own, so a scraper's
+    credential is never one that can spend model tokens."""
+    settings = request.app[SETTINGS]
+    if label == "metrics":
+        key = settings.metrics_key
+        if key is None or presents_key(request.headers, (key,)):
+            return None
+        return error_response(401, "Incorrect or missing metrics key.", code="invalid_api_key")
+    keys = settings.api_keys
+    if not keys or label in _OPEN_ROUTES or presents_key(request.headers, keys):
         return None
     return error_response(
         401, "Incorrect or missing API key for this gateway.", code="invalid_api_key"

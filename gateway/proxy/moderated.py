@@ -15,7 +15,9 @@ from aiohttp.typedefs import Handler
 from gateway.adapters.base import ApiAdapter
 from gateway.adapters.inputs import moderate_request
 from gateway.policy.model import Direction
+from gateway.proxy.body import read_body
 from gateway.proxy.errors import error_response
+from gateway.proxy.input_verdicts import judge_input
 from gateway.proxy.relay import Answer, Exchange
 from gateway.proxy.state import UPSTREAM, UpstreamCall
 
@@ -23,9 +25,12 @@ from gateway.proxy.state import UPSTREAM, UpstreamCall
 async def checked_body(exchange: Exchange, adapter: ApiAdapter) -> dict[str, Any] | web.Response:
     """The request's JSON body after the input rules (rewritten where they redact), or the
     400 to answer instead: not a JSON object, or blocked (``param`` names the field)."""
+    raw = await read_body(exchange.request)
+    if isinstance(raw, web.Response):
+        return raw
     try:
-        body = orjson.loads(await exchange.request.read())
-    except orjson.JSONDecodeError as exc:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:  # its message gives a position, never the text
         return error_response(400, f"the request body is not valid JSON: {exc}")
     if not isinstance(body, dict):
         return error_response(400, "the request body must be a JSON object")
@@ -55,9 +60,9 @@ def route_handler(adapter: ApiAdapter) -> Handler:
         call = UpstreamCall("POST", upstream.url(request.path), headers, orjson.dumps(body))
         answer = Answer(
             adapter.moderate_response,
-            lambda config: adapter.stream(body, config),
+            lambda config, taps: adapter.stream(body, config, taps),
             stream=body.get("stream") is True,
         )
-        return await exchange.relay(call, answer)
+        return await exchange.relay(call, answer, judge_input(exchange, adapter, body))
 
     return handle

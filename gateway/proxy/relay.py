@@ -14,9 +14,10 @@ upstream connection at once instead of reading it to the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +25,14 @@ import orjson
 from aiohttp import ClientError, ClientResponse, web
 
 from gateway.adapters.base import (
+    BodyModerator,
     ChannelHit,
-    Hits,
     Moderated,
     ModeratedBody,
     OutEvent,
     StreamModerator,
 )
+from gateway.adapters.classified import ClassifiedStream
 from gateway.adapters.unknown import Unknown
 from gateway.policy import CompiledPolicy
 from gateway.policy.model import Direction
@@ -39,6 +41,7 @@ from gateway.proxy.headers import POLICY, client_response_headers
 from gateway.proxy.labels import route_label
 from gateway.proxy.state import (
     AUDIT,
+    JUDGES,
     METRICS,
     POLICIES,
     REQUEST_ID,
@@ -46,7 +49,10 @@ from gateway.proxy.state import (
     UPSTREAM,
     UpstreamCall,
 )
+from gateway.proxy.verdicts import Verdicts
 from gateway.sluice import SluiceConfig
+from gateway.sluice.classify import Book, Taps
+from gateway.sluice.verdicts import VerdictRequest
 from gateway.sse import SSEDecoder, SSEError, encode_comment, encode_event
 
 log = logging.getLogger("sluicegate.proxy")
@@ -56,9 +62,11 @@ log = logging.getLogger("sluicegate.proxy")
 class Answer:
     """How to moderate what upstream answers: a whole body, or a stream if asked for."""
 
-    moderate_body: Callable[[dict[str, Any], SluiceConfig], ModeratedBody]
-    open_stream: Callable[[SluiceConfig], StreamModerator]
+    moderate_body: BodyModerator
+    open_stream: Callable[[SluiceConfig, Taps | None], StreamModerator]
     stream: bool
+    #: The user's last message, for classifiers that judge an answer to something.
+    prompt: str = ""
 
 
 class Exchange:
@@ -71,6 +79,7 @@ class Exchange:
     def __init__(self, request: web.Request, policy: CompiledPolicy) -> None:
         self.request = request
         self.policy = policy
+        self.prompt = ""
         self._metrics = request.app[METRICS]
         self._audit = request.app[AUDIT]
         self._request_id = request[REQUEST_ID]
@@ -92,7 +101,7 @@ class Exchange:
             )
         return cls(request, policy)
 
-    def report(self, hits: Hits, direction: Direction) -> None:
+    def report(self, hits: Iterable[ChannelHit], direction: Direction) -> None:
         """Count and audit hits, labelled with the policy; never with text."""
         for found in hits:
             hit = found.hit
@@ -103,17 +112,46 @@ class Exchange:
                 self._request_id, self.policy.name, direction.value, found.channel, hit
             )
 
-    async def relay(self, call: UpstreamCall, answer: Answer) -> web.StreamResponse:
-        """Send ``call`` upstream and moderate the answer, streamed or whole."""
+    def verdicts(self, *, user: bool = False) -> Verdicts:
+        """Runs this request's classifier calls (``user``: judging the prompt itself)."""
+        request = self.request
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        return Verdicts(
+            request.app[JUDGES],
+            self.policy,
+            prompt="" if user else self.prompt,
+            api_key=token.strip() or None if scheme.lower() == "bearer" else None,
+            role="user" if user else "assistant",
+            per_stream=request.app[SETTINGS].classifier_concurrency_per_stream,
+        )
+
+    def book(self) -> Book | None:
+        """The classifier lane's book for the answer, if the policy has such rules."""
+        output = self.policy.output
+        return Book(output.classifiers, output.fail_closed) if output.classifiers else None
+
+    async def relay(
+        self,
+        call: UpstreamCall,
+        answer: Answer,
+        first: asyncio.Future[web.Response | None] | None = None,
+    ) -> web.StreamResponse:
+        """Send ``call`` upstream and moderate the answer, streamed or whole.
+
+        ``first`` is a check that runs beside the upstream call (input classifier
+        rules): nothing goes to the client until it is done, and a response it returns
+        (the 400 of a blocked prompt) is sent instead, cancelling the upstream call.
+        """
         request = self.request
         try:
-            async with request.app[UPSTREAM].send(call) as resp:
+            async with contextlib.AsyncExitStack() as stack:
+                resp = await self._send(stack, call, first)
+                if isinstance(resp, web.Response):
+                    return resp
                 if resp.status >= 400:
                     return await self._error(resp)
                 if answer.stream and resp.content_type == "text/event-stream":
-                    return await _StreamRelay(
-                        self, resp, answer.open_stream(self.policy.output)
-                    ).run()
+                    return await _StreamRelay(self, resp, self._open(answer)).run()
                 return await self._whole(resp, answer)
         except (ClientError, TimeoutError) as exc:
             request.app[METRICS].upstream_errors.labels(_reason(exc)).inc()
@@ -124,6 +162,43 @@ class Exchange:
                 "upstream_error",
                 "upstream_unavailable",
             )
+
+    async def _send(
+        self,
+        stack: contextlib.AsyncExitStack,
+        call: UpstreamCall,
+        first: asyncio.Future[web.Response | None] | None,
+    ) -> ClientResponse | web.Response:
+        """The upstream response, unless ``first`` answers the client instead."""
+        sending = asyncio.ensure_future(
+            stack.enter_async_context(self.request.app[UPSTREAM].send(call))
+        )
+        if first is None:
+            return await sending
+        try:
+            racing: set[asyncio.Future[Any]] = {sending, first}
+            await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+            blocked = first.result() if first.done() else None
+            if blocked is not None:
+                return blocked  # the upstream call is cancelled below
+            resp = await sending  # the check is still running, or it passed
+            answer = await first
+            return resp if answer is None else answer
+        finally:
+            for task in (first, sending):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task  # its upstream connection closes before we go on
+                elif not task.cancelled():
+                    task.exception()  # retrieved, so a failure that lost is not reported
+
+    def _open(self, answer: Answer) -> StreamModerator:
+        output = self.policy.output
+        book = self.book()
+        if book is None:
+            return answer.open_stream(output, None)
+        return ClassifiedStream(lambda taps: answer.open_stream(output, taps), book)
 
     async def _error(self, resp: ClientResponse) -> web.Response:
         """Upstream said no: its status, and its error body moderated like any answer.
@@ -168,11 +243,24 @@ class Exchange:
             return error_response(
                 502, "The upstream response is not a JSON object.", "upstream_error"
             )
-        moderated = answer.moderate_body(body, self.policy.output)
+        moderated = await self._judged(raw, body, answer)
         self.report(moderated.hits, Direction.OUTPUT)
         headers = client_response_headers(resp.headers, rewritten=True)
         headers["Content-Type"] = "application/json"
         return web.Response(status=resp.status, body=orjson.dumps(moderated.body), headers=headers)
+
+    async def _judged(self, raw: bytes, body: dict[str, Any], answer: Answer) -> ModeratedBody:
+        """A whole body: with classifier rules, judged in a first pass over a copy (its
+        segments), then moderated with every verdict in; else moderated at once."""
+        output = self.policy.output
+        book = self.book()
+        if book is None:
+            return answer.moderate_body(body, output)
+        answer.moderate_body(orjson.loads(raw), output, book.shadow())
+        verdicts = self.verdicts()
+        for request_id, verdict in await verdicts.all(book.take_requests()):
+            book.verdict(request_id, verdict)
+        return answer.moderate_body(body, output, book.gate())
 
 
 async def read_bounded(resp: ClientResponse, limit: int) -> bytes | None:
@@ -241,48 +329,113 @@ class _StreamRelay:
         return self.out
 
     async def _pump(self) -> None:
-        """Read upstream until the moderator needs nothing more.
+        """Read upstream, and take verdicts, until the moderator needs nothing more.
 
         While text is held the client may see nothing for a while (a long key, a slow
         classifier), so an SSE comment goes out whenever ``keepalive_seconds`` passed
         without a write; comments are safe for every SDK as long as no ``id:`` was sent.
+        With classifier rules, reading pauses while too much waits for verdicts, so a
+        slow classifier bounds memory instead of buffering a whole answer.
         """
         loop = asyncio.get_running_loop()
-        read_timeout, keepalive = self.settings.read_timeout, self.settings.keepalive_seconds
+        mod, settings = self.mod, self.settings
+        classified = mod if isinstance(mod, ClassifiedStream) else None
+        verdicts = self.exchange.verdicts() if classified is not None else None
+        read_timeout, keepalive = settings.read_timeout, settings.keepalive_seconds
         decoder = SSEDecoder()
         deadline = loop.time() + read_timeout
-        read = asyncio.ensure_future(self.resp.content.readany())
+        read: asyncio.Future[bytes] | None = asyncio.ensure_future(self.resp.content.readany())
+        stall: tuple[int, float] | None = None  # (classified.fed, since) while stalled
         try:
-            while not self.mod.finished:
+            while not mod.finished:
                 now = loop.time()
-                wait = deadline - now
-                if self.mod.held and keepalive:
+                waits: set[asyncio.Future[Any]] = set(verdicts.tasks) if verdicts else set()
+                wait = deadline - now if read is not None else keepalive or read_timeout
+                if read is not None:
+                    waits.add(read)
+                if mod.held and keepalive:
                     wait = min(wait, self.last_write + keepalive - now)
-                done, _ = await asyncio.wait({read}, timeout=max(wait, 0))
-                if not done:
-                    if loop.time() >= deadline:
-                        raise TimeoutError
-                    await self._keepalive()
-                    continue
-                chunk = read.result()
-                deadline = loop.time() + read_timeout
-                # Everything one read brings goes out in one write.
-                events: list[OutEvent] = []
-                hits: list[ChannelHit] = []
-                for event in decoder.feed(chunk) if chunk else decoder.close():
-                    if not self.mod.finished:
-                        _extend(events, hits, self.mod.on_event(event.data, event.event))
-                if not chunk and not self.mod.finished:
-                    _extend(events, hits, self.mod.on_eof())
-                await self._send(Moderated(events, tuple(hits)))
-                if not chunk:
+                if classified is not None and classified.stalled:
+                    if stall is None or stall[0] != classified.fed:
+                        stall = (classified.fed, now)
+                    if read is None or now - stall[1] >= STALL_SECONDS:
+                        stall = None
+                        if not await self._unstall(classified, verdicts):
+                            return
+                        continue
+                    wait = min(wait, stall[1] + STALL_SECONDS - now)
+                else:
+                    stall = None
+                if not waits:
+                    # Nothing is due that could move the stream on: end it as failed.
+                    await self._send(mod.on_upstream_error(_STUCK))
                     return
-                read = asyncio.ensure_future(self.resp.content.readany())
+                done, _ = await asyncio.wait(
+                    waits, timeout=max(wait, 0), return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    if read is not None and loop.time() >= deadline:
+                        raise TimeoutError
+                    if mod.held and keepalive and loop.time() >= self.last_write + keepalive:
+                        await self._keepalive()
+                    continue
+                batch = _Batch()
+                for task in done:
+                    if task is read:
+                        chunk = read.result()
+                        deadline = loop.time() + read_timeout
+                        read = None
+                        # Everything one read brings goes out in one write.
+                        for event in decoder.feed(chunk) if chunk else decoder.close():
+                            if not mod.finished:
+                                batch.add(mod.on_event(event.data, event.event))
+                        if not chunk and not mod.finished:
+                            batch.add(mod.on_eof())
+                        if not chunk and classified is None:
+                            await self._send(batch)
+                            return
+                    elif verdicts is not None and classified is not None:
+                        batch.add(classified.on_verdict(*verdicts.take(task)))  # type: ignore[arg-type]
+                if verdicts is not None:
+                    verdicts.start(batch.requests)
+                    verdicts.cancel(batch.cancelled)
+                await self._send(batch)
+                if (
+                    read is None
+                    and not self._upstream_done(classified)
+                    and (classified is None or classified.backlog <= settings.classifier_backlog)
+                ):
+                    read = asyncio.ensure_future(self.resp.content.readany())
+                    deadline = loop.time() + read_timeout
         finally:
-            read.cancel()
+            if read is not None:
+                read.cancel()
+            if verdicts is not None:
+                verdicts.close()  # a client that left, or a cut, cancels what is pending
 
-    async def _send(self, moderated: Moderated) -> None:
+    async def _unstall(self, classified: ClassifiedStream, verdicts: Verdicts | None) -> bool:
+        """Judge the open segments the next event waits on; ``False`` if nothing could be
+        asked (the stream is then ended as failed: what waits was never judged)."""
+        batch = _Batch()
+        batch.add(classified.unstall())
+        if verdicts is not None:
+            verdicts.start(batch.requests)
+            verdicts.cancel(batch.cancelled)
+        await self._send(batch)
+        if classified.finished or not classified.stalled:
+            return True
+        await self._send(classified.on_upstream_error(_STUCK))
+        return False
+
+    def _upstream_done(self, classified: ClassifiedStream | None) -> bool:
+        if self.mod.finished:
+            return True
+        return classified is not None and classified.upstream_done
+
+    async def _send(self, moderated: Moderated | _Batch) -> None:
         self.exchange.report(moderated.hits, Direction.OUTPUT)
+        for rule_id, chars in moderated.leaked:
+            self.metrics.classifier_leaked.labels(self.exchange.policy.name, rule_id).observe(chars)
         if moderated.events:
             await self._write(b"".join(encode_event(e.data, e.event) for e in moderated.events))
             if not self.first_sent:
@@ -306,9 +459,30 @@ class _StreamRelay:
             self.held_since = None
 
 
-def _extend(events: list[OutEvent], hits: list[ChannelHit], moderated: Moderated) -> None:
-    events.extend(moderated.events)
-    hits.extend(moderated.hits)
+#: How long text may wait for a sentence that stopped growing (its channel went quiet
+#: while others stream, or upstream paused) before it is judged as it stands.
+STALL_SECONDS = 0.5
+_STUCK = "The answer could not be checked completely."
+
+
+class _Batch:
+    """What several moderator calls returned, sent and reported as one."""
+
+    __slots__ = ("cancelled", "events", "hits", "leaked", "requests")
+
+    def __init__(self) -> None:
+        self.events: list[OutEvent] = []
+        self.hits: list[ChannelHit] = []
+        self.requests: list[VerdictRequest] = []
+        self.cancelled: list[int] = []
+        self.leaked: list[tuple[str, int]] = []
+
+    def add(self, moderated: Moderated) -> None:
+        self.events.extend(moderated.events)
+        self.hits.extend(moderated.hits)
+        self.requests.extend(moderated.requests)
+        self.cancelled.extend(moderated.cancelled)
+        self.leaked.extend(moderated.leaked)
 
 
 def _reason(exc: BaseException) -> str:

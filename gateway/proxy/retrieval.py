@@ -35,6 +35,7 @@ from multidict import MultiDict
 from gateway.adapters import ADAPTERS
 from gateway.adapters.base import (
     ApiAdapter,
+    BodyModerator,
     ChannelHit,
     Moderated,
     ModeratedBody,
@@ -42,14 +43,16 @@ from gateway.adapters.base import (
     StreamModerator,
     TextField,
 )
+from gateway.proxy.body import read_body
 from gateway.proxy.errors import error_response
 from gateway.proxy.moderated import checked_body
 from gateway.proxy.relay import Answer, Exchange
 from gateway.proxy.state import UPSTREAM, UpstreamCall
 from gateway.sluice import SluiceConfig
+from gateway.sluice.classify import Taps
 
-ModerateBody = Callable[[dict[str, Any], SluiceConfig], ModeratedBody]
-OpenStream = Callable[[SluiceConfig], StreamModerator]
+ModerateBody = BodyModerator
+OpenStream = Callable[[SluiceConfig, Taps | None], StreamModerator]
 
 _CHAT = ADAPTERS["/v1/chat/completions"]
 _RESPONSES = ADAPTERS["/v1/responses"]
@@ -58,14 +61,16 @@ _RESPONSES = ADAPTERS["/v1/responses"]
 def each_item(moderate: ModerateBody) -> ModerateBody:
     """A list endpoint's ``data[]`` items, each moderated like a single object."""
 
-    def moderate_list(body: dict[str, Any], config: SluiceConfig) -> ModeratedBody:
+    def moderate_list(
+        body: dict[str, Any], config: SluiceConfig, taps: Taps | None = None
+    ) -> ModeratedBody:
         items = body.get("data")
         if not isinstance(items, list):
             return ModeratedBody(body)
         hits: list[ChannelHit] = []
         for position, item in enumerate(items):
             if isinstance(item, dict):
-                moderated = moderate(item, config)
+                moderated = moderate(item, config, taps)
                 items[position] = moderated.body
                 hits.extend(moderated.hits)
         return ModeratedBody(body, tuple(hits))
@@ -73,19 +78,23 @@ def each_item(moderate: ModerateBody) -> ModerateBody:
     return moderate_list
 
 
-def response_item(item: dict[str, Any], config: SluiceConfig) -> ModeratedBody:
+def response_item(
+    item: dict[str, Any], config: SluiceConfig, taps: Taps | None = None
+) -> ModeratedBody:
     """A Responses item (conversation item, input item) as the one output item of a response.
 
     The adapter rewrites the texts an output item carries (``output_text``, ``refusal``,
     reasoning, tool-call arguments); a cut leaves the item ``status: "incomplete"``.
     """
-    moderated = _RESPONSES.moderate_response({"output": [item]}, config)
+    moderated = _RESPONSES.moderate_response({"output": [item]}, config, taps)
     output = moderated.body.get("output")
     kept = output[0] if isinstance(output, list) and output and isinstance(output[0], dict) else {}
     return ModeratedBody(kept, moderated.hits)
 
 
-def chat_message(message: dict[str, Any], config: SluiceConfig) -> ModeratedBody:
+def chat_message(
+    message: dict[str, Any], config: SluiceConfig, taps: Taps | None = None
+) -> ModeratedBody:
     """A stored Chat message (``/chat/completions/{id}/messages``) as the message of a choice.
 
     Its ``id`` is set aside (the adapter takes every string of a message for text), and
@@ -94,12 +103,16 @@ def chat_message(message: dict[str, Any], config: SluiceConfig) -> ModeratedBody
     kept = {key: message.pop(key) for key in ("id",) if key in message}
     had_parts = "content_parts" in message
     parts = message.pop("content_parts", None)
-    moderated = _CHAT.moderate_response({"choices": [{"index": 0, "message": message}]}, config)
+    moderated = _CHAT.moderate_response(
+        {"choices": [{"index": 0, "message": message}]}, config, taps
+    )
     hits = list(moderated.hits)
     out = {**kept, **_message_of(moderated.body)}
     if isinstance(parts, list):
         more = _CHAT.moderate_response(
-            {"choices": [{"index": 0, "message": {"role": "user", "content": parts}}]}, config
+            {"choices": [{"index": 0, "message": {"role": "user", "content": parts}}]},
+            config,
+            taps,
         )
         parts = _message_of(more.body).get("content")
         hits.extend(more.hits)
@@ -117,7 +130,7 @@ def _message_of(body: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _nothing(body: dict[str, Any], config: SluiceConfig) -> ModeratedBody:
+def _nothing(body: dict[str, Any], config: SluiceConfig, taps: Taps | None = None) -> ModeratedBody:
     """A ``conversation`` object: id, timestamps and the client's metadata, no model text."""
     return ModeratedBody(body)
 
@@ -198,7 +211,7 @@ STORED_ROUTES: dict[str, StoredRoute] = {
     "stored_chat_update": StoredRoute(_CHAT.moderate_response),
     "stored_chat_messages": StoredRoute(each_item(chat_message)),
     "stored_response": StoredRoute(
-        _RESPONSES.moderate_response, lambda config: _RESPONSES.stream({}, config)
+        _RESPONSES.moderate_response, lambda config, taps: _RESPONSES.stream({}, config, taps)
     ),
     "stored_response_cancel": StoredRoute(_RESPONSES.moderate_response),
     "stored_response_input_items": StoredRoute(each_item(response_item)),
@@ -210,7 +223,7 @@ STORED_ROUTES: dict[str, StoredRoute] = {
 """By route name (``gateway.proxy.routes``, ``STORED_MODERATED``)."""
 
 
-def _no_stream(config: SluiceConfig) -> StreamModerator:
+def _no_stream(config: SluiceConfig, taps: Taps | None) -> StreamModerator:
     raise AssertionError("this route is never streamed")  # Answer(stream=False) never opens one
 
 
@@ -230,7 +243,7 @@ def stored_handler(spec: StoredRoute) -> Handler:
                     400, "starting_after must be an integer", param="starting_after"
                 )
             inner = open_stream
-            open_stream = lambda config: ResumedStream(inner(config), after)  # noqa: E731
+            open_stream = lambda config, taps: ResumedStream(inner(config, taps), after)  # noqa: E731
         body: bytes | None = None
         if spec.inputs is not None:
             checked = await checked_body(exchange, spec.inputs)
@@ -239,7 +252,10 @@ def stored_handler(spec: StoredRoute) -> Handler:
             body = orjson.dumps(checked)
             headers["Content-Type"] = "application/json"
         elif request.method != "GET" and request.body_exists:
-            body = await request.read()  # an update's metadata: no text the rules read
+            read = await read_body(request)  # an update's metadata: no text the rules read
+            if isinstance(read, web.Response):
+                return read
+            body = read
         call = UpstreamCall(request.method, upstream.url(request.path, query), headers, body)
         answer = Answer(
             spec.moderate,

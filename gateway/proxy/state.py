@@ -13,7 +13,9 @@ from yarl import URL
 from gateway.metrics import Metrics
 from gateway.policy.store import PolicyStore
 from gateway.proxy.audit import AuditLog
+from gateway.proxy.drain import Drain
 from gateway.proxy.headers import upstream_request_headers
+from gateway.proxy.verdicts import Judges
 from gateway.settings import Settings
 
 
@@ -58,9 +60,29 @@ class Upstream:
         return self.session.request(call.method, call.url, data=call.body, headers=call.headers)
 
 
+class InFlight:
+    """Moderated requests being served (``admission``); one event loop, so a plain int."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def try_enter(self) -> bool:
+        if self.count >= self.limit:
+            return False
+        self.count += 1
+        return True
+
+    def leave(self) -> None:
+        self.count -= 1
+
+
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 POLICIES = web.AppKey("policies", PolicyStore)
 UPSTREAM = web.AppKey("upstream", Upstream)
 AUDIT = web.AppKey("audit", AuditLog)
+DRAIN = web.AppKey("drain", Drain)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+JUDGES = web.AppKey("judges", Judges)
 REQUEST_ID = web.RequestKey("sluicegate_request_id", str)

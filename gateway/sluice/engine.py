@@ -30,6 +30,7 @@ from gateway.sluice.types import (
     Reason,
     Step,
 )
+from gateway.sluice.verdicts import ClassifierRule
 
 #: Characters of already-scanned text kept for look-behinds and ``\b``; patterns whose
 #: look-behind reaches further back see less at a chunk boundary than in whole text.
@@ -54,6 +55,8 @@ class SluiceConfig:
     whole_tool_calls: bool = True
     #: Read by the adapters: text in fields none of them knows goes out empty.
     drop_unknown: bool = False
+    #: Read by the relay: rules whose verdicts come from a model (``sluice.classify``).
+    classifiers: tuple[ClassifierRule, ...] = ()
 
     def open(self) -> Sluice:
         return Sluice(self)

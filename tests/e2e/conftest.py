@@ -24,6 +24,7 @@ from aiohttp import web
 from gateway.demo import DEMO_STATE, DemoState, create_demo_app
 from gateway.metrics import Metrics
 from gateway.proxy.app import create_app
+from gateway.proxy.protocol import GatewayRunner
 from gateway.settings import Settings
 
 POLICIES = Path(__file__).parent / "policies"
@@ -87,7 +88,7 @@ async def _start(
     await web.TCPSite(demo, "127.0.0.1", 0).start()
     demo_url = f"http://127.0.0.1:{demo.addresses[0][1]}/v1"
     settings = settings_for(demo_url)
-    gateway = web.AppRunner(create_app(settings, metrics), handler_cancellation=True)
+    gateway = GatewayRunner(create_app(settings, metrics))  # as ``sluicegate serve`` runs it
     await gateway.setup()
     await web.TCPSite(gateway, "127.0.0.1", 0).start()
     gateway_url = f"http://127.0.0.1:{gateway.addresses[0][1]}/v1"
