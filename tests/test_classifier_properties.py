@@ -208,7 +208,6 @@ def test_async_streams_at_once_and_cuts_on_a_flag(
     assert finish == "content_filter"
     first_bad = redacted.index("BAD")
     segment_start = redacted.rfind(" ", 0, first_bad)  # the flagged segment starts before
-    assert run.leaked >= 0
     if share == 0.0:
         # No verdict before the end: everything streamed, and the cut comes at the end.
         assert run.leaked > 0 and len(released) >= segment_start

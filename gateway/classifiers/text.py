@@ -37,10 +37,6 @@ class Judged:
     step: Step
     failures: tuple[tuple[str, str], ...] = ()
 
-    @property
-    def unreachable(self) -> tuple[tuple[str, str], ...]:
-        return tuple(f for f in self.failures if f[1] in UNREACHABLE)
-
 
 async def judge_text(
     config: SluiceConfig,

@@ -159,7 +159,8 @@ class Verdicts:
         if isinstance(found, ClassifierError):
             metrics.classifier_calls.labels(*labels, MISCONFIGURED.error).inc()
             return MISCONFIGURED
-        timeout = policy.classifiers[request.rule_id].timeout_seconds + _GRACE_SECONDS
+        spec = policy.classifiers[request.rule_id]
+        timeout = spec.timeout_seconds + _GRACE_SECONDS
         item = ClassifyInput(request.text, request.context, self._prompt, self._api_key, self._role)
         async with self._limit, judges.limit:
             started = time.monotonic()
@@ -172,7 +173,7 @@ class Verdicts:
         result = verdict.error or ("flagged" if verdict.flagged else "allowed")
         metrics.classifier_calls.labels(*labels, result).inc()
         if verdict.flagged:
-            listed = policy.classifiers[request.rule_id].categories
+            listed = spec.categories
             for category in verdict.categories or ("any",):
                 # Only names the author wrote become label values: a model's free text
                 # (a judge's categories) must not grow the label set without bound.
