@@ -65,7 +65,7 @@ def configure_process(settings: Settings) -> None:
     )
     # The classifier clients' HTTP library logs every call (with its URL) at INFO: one line
     # per sentence of every stream. Their failures reach the gateway's metrics instead.
-    for noisy in ("httpx", "openai"):
+    for noisy in ("httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
     try:
         import uvloop  # optional: the [fast] extra
