@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,8 +49,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def process(args: list[str], port: int) -> Iterator[None]:
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def process(
+    args: list[str],
+    port: int,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``args`` running until the block ends, once ``port`` accepts connections."""
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=os.environ | (env or {}),
+        preexec_fn=preexec_fn,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -61,7 +74,7 @@ def process(args: list[str], port: int) -> Iterator[None]:
                 time.sleep(0.05)
         else:
             raise RuntimeError(f"{args} did not start: {proc.stderr.read() if proc.stderr else ''}")
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -76,22 +89,45 @@ async def one_stream(
     async with session.post(url, data=body, headers=headers) as resp:
         resp.raise_for_status()
         async for line in resp.content:
-            if line.startswith(b"data: {") and b'"content"' in line:
+            if is_chunk(line):
                 arrivals.append(time.perf_counter() - start)
     return arrivals
 
 
+def is_chunk(line: bytes) -> bool:
+    """An SSE line carrying a chat delta's ``content`` (the first one, beside the role,
+    is empty): what an SDK hands the application as a chunk."""
+    return line.startswith(b"data: {") and b'"content"' in line
+
+
+def answer_of(lines: list[bytes]) -> str:
+    """The text a client assembles from a streamed chat completion's lines."""
+    return "".join(
+        json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for line in lines
+        if is_chunk(line)
+    )
+
+
+def answer_text(words: int) -> str:
+    """A harmless answer of ``words`` words; with word chunking, one chunk per word."""
+    return " ".join(ANSWER_WORDS[i % len(ANSWER_WORDS)] for i in range(words))
+
+
+def chat_body(content: str = "hi") -> bytes:
+    return json.dumps(
+        {"model": "demo-chat", "stream": True, "messages": [{"role": "user", "content": content}]}
+    ).encode()
+
+
 async def run(base: str, streams: int, words: int, pace_ms: int) -> tuple[float, list[list[float]]]:
-    answer = " ".join(ANSWER_WORDS[i % len(ANSWER_WORDS)] for i in range(words))
     headers = {
         "Content-Type": "application/json",
         "Authorization": "Bearer bench",
-        "X-Demo-Reply": json.dumps(answer),
+        "X-Demo-Reply": json.dumps(answer_text(words)),
         "X-Demo-Pace-Ms": str(pace_ms),
     }
-    body = json.dumps(
-        {"model": "demo-chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-    ).encode()
+    body = chat_body()
     connector = aiohttp.TCPConnector(limit=streams)
     async with aiohttp.ClientSession(connector=connector) as session:
         start = time.perf_counter()

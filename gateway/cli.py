@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
         type=_workers,
         help="processes serving the port: a number, or 'auto' for one per usable CPU",
     )
+    serve.add_argument(
+        "--ui", action="store_true", default=None, help="serve the policy playground at /ui"
+    )
     serve.set_defaults(run=_serve)
 
     scan = commands.add_parser("scan", help="moderate a text and print each hit")
@@ -300,6 +303,7 @@ def _serve(args: argparse.Namespace) -> int:
             "upstream_url": args.upstream,
             "policy": args.policy,
             "workers": args.workers,
+            "ui": args.ui,
         }.items()
         if value is not None
     }

@@ -70,9 +70,43 @@ class Settings(BaseSettings):
     max_response_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest non-streamed body that is moderated."
     )
+    offload_bytes: int = Field(
+        16 * 1024,
+        ge=0,
+        description="Request and non-streamed answer bodies this large or larger are "
+        "moderated on a worker thread, so the event loop keeps serving others.",
+    )
+    offload_threads: int = Field(
+        2, ge=1, description="Worker threads moderating big bodies; more queue for one."
+    )
     max_connections: int = Field(256, ge=1, description="Upstream connection pool size.")
     max_concurrent_requests: int = Field(
         1024, ge=1, description="Moderated requests in flight at once; past it, 429."
+    )
+    max_stream_channels: int = Field(
+        4096,
+        ge=1,
+        description="Channels and records one moderated answer may open (choices, output "
+        "items, parts, tool calls, unknown fields); past it, the answer ends with an error.",
+    )
+    max_pending_entries: int = Field(
+        16_384,
+        ge=1,
+        description="Logprob and annotation entries one moderated answer may hold while "
+        "their text is not released; past it, the answer ends with an error.",
+    )
+    scan_budget_ms: int = Field(
+        2000,
+        ge=1,
+        description="Milliseconds of pattern scanning one request may spend, its input and "
+        "every channel of its answer together, before what its size earns "
+        "(SLUICEGATE_SCAN_BUDGET_MS_PER_MB); past it, the request ends with an error.",
+    )
+    scan_budget_ms_per_mb: int = Field(
+        20_000,
+        ge=0,
+        description="Milliseconds of scan time each MiB of a request's body and of its "
+        "upstream answer adds to SLUICEGATE_SCAN_BUDGET_MS (benign text needs about a tenth).",
     )
     keepalive_seconds: float = Field(
         15.0, ge=0, description="SSE comment sent while text is held this long; 0 = never."
@@ -103,9 +137,24 @@ class Settings(BaseSettings):
         "before reading from upstream pauses.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    audit_log: Path | None = Field(
-        None, description="JSON-lines file of every rule hit (ids and spans, never text)."
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Log lines on stderr: 'auto' = text on a terminal, else JSON lines."
     )
+    audit_log: Literal["-", "stdout"] | Path | None = Field(
+        None,
+        description="Where every rule hit is written as a JSON line: a file (reopened when "
+        "rotated), or '-' / 'stdout'; unset = no audit log.",
+    )
+    audit_hash_key: SecretStr | None = Field(
+        None,
+        min_length=16,  # a short key would let anyone who guesses it test candidate texts
+        description="Key for an HMAC-SHA256 of each hit's matched text in the audit log; "
+        "unset = no hash.",
+    )
+    audit_text: bool = Field(
+        False, description="Write each hit's matched text into the audit log (opt-in)."
+    )
+    ui: bool = Field(False, description="Serve the policy playground at /ui (docs/playground.md).")
     demo_pace: float = Field(
         0.03, ge=0, description="Seconds between demo-upstream events (human reading pace)."
     )

@@ -117,6 +117,12 @@ async def test_chat_stream_reassembles_text_under_every_chunking(
         assert pieces == [text]
 
 
+async def test_repeat_streams_the_content_that_many_times(client: openai.AsyncOpenAI) -> None:
+    chunks = await chat_chunks(client, {**reply("one two "), "X-Demo-Repeat": "3"})
+
+    assert "".join(contents(chunks)) == "one two " * 3
+
+
 async def test_chat_word_chunks_split_before_spaces(client: openai.AsyncOpenAI) -> None:
     chunks = await chat_chunks(client, reply("one two  three"))
 
@@ -547,6 +553,9 @@ async def test_upstream_headers_are_echoed(server: TestServer, state: DemoState)
         ("X-Demo-Reply", "{not json"),
         ("X-Demo-Reply", '{"content": "x", "colour": "red"}'),
         ("X-Demo-Reply", '{"tool_calls": [{"arguments": "{}"}]}'),
+        ("X-Demo-Repeat", "0"),
+        ("X-Demo-Repeat", "10001"),
+        ("X-Demo-Repeat", "two"),
     ],
 )
 async def test_bad_control_header_is_a_400_naming_it(

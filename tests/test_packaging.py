@@ -126,12 +126,24 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: 
 
 @pytest.fixture
 def server(installed: Installed, elsewhere: Path, tmp_path: Path) -> Iterator[int]:
+    yield from _serve(installed, elsewhere, tmp_path)
+
+
+def _serve(installed: Installed, cwd: Path, tmp_path: Path, *more: str) -> Iterator[int]:
     port = _free_port()
     log = tmp_path / "sluicegate.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [installed.bin / "sluicegate", "serve", "--upstream", "demo", "--port", str(port)],
-            cwd=elsewhere,
+            [
+                installed.bin / "sluicegate",
+                "serve",
+                "--upstream",
+                "demo",
+                "--port",
+                str(port),
+                *more,
+            ],
+            cwd=cwd,
             env=_clean_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -217,3 +229,25 @@ def test_checkout_policies_are_a_link_to_the_package_data() -> None:
     link = ROOT / "policies"
     assert link.is_symlink()
     assert link.resolve() == (ROOT / "gateway" / "policies").resolve()
+
+
+def test_installed_gateway_serves_the_playground_files_it_ships(
+    installed: Installed, elsewhere: Path, tmp_path: Path
+) -> None:
+    """``serve --ui`` from the wheel: the page, its files and samples, byte for byte."""
+    static = ROOT / "gateway" / "ui" / "static"
+    shipped = {f"gateway/ui/static/{p.name}" for p in static.iterdir()} | {
+        "gateway/ui/samples.json"
+    }
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        assert shipped <= set(wheel.namelist())
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for port in _serve(installed, elsewhere, tmp_path, "--ui"):
+        base = f"http://127.0.0.1:{port}"
+        with opener.open(f"{base}/ui/index.html", timeout=10) as page:
+            assert page.read() == (static / "index.html").read_bytes()
+        for name in ("app.js", "style.css"):
+            with opener.open(f"{base}/ui/static/{name}", timeout=10) as response:
+                assert response.read() == (static / name).read_bytes()
+        with opener.open(f"{base}/ui/api/samples", timeout=10) as response:
+            assert b"Secrets and PII" in response.read()

@@ -17,6 +17,7 @@ from gateway.adapters.json_view import JsonCodec
 from gateway.adapters.logprobs import TOKEN_ENTRIES, LogprobFormat, LogprobTrack
 from gateway.adapters.unknown import token_is_clean
 from gateway.sluice import ERROR_RULE, Action, Hit, Reason, SluiceConfig, Step
+from gateway.sluice.budget import Tally
 from gateway.sluice.classify import Tap, Taps
 
 
@@ -30,6 +31,9 @@ class Channel:
     Offsets: the sluice and logprobs count characters of the channel's *input*; the
     client sees *output* characters. ``map_span`` converts, so annotation indexes and
     legacy ``text_offset`` keep pointing at the same characters after a redaction.
+
+    Each channel counts against its stream's ``tally`` (the stream's channel budget),
+    and so do the logprob entries it holds.
     """
 
     __slots__ = (
@@ -60,12 +64,14 @@ class Channel:
         self,
         config: SluiceConfig,
         name: str,
+        tally: Tally,
         *,
         json: bool = False,
         record: bool = False,
         logprobs: LogprobFormat = TOKEN_ENTRIES,
         taps: Taps | None = None,
     ) -> None:
+        tally.open()  # before anything is allocated: past the budget, nothing is
         self.name = name
         self.record = record
         self.cut = False  # ended by a block (or a fail-closed error)
@@ -76,7 +82,7 @@ class Channel:
         self._notice_cfg = config.cutoff_notice
         self._hits: list[ChannelHit] = []  # decided since the owner last took them
         self._codec = JsonCodec() if json else None
-        self._track = LogprobTrack(logprobs)
+        self._track = LogprobTrack(logprobs, tally)
         self._fmt = logprobs
         self._keep = partial(token_is_clean, config)
         self._out: list[str] = []

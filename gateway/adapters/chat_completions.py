@@ -35,6 +35,7 @@ from gateway.adapters.unknown import (
     place,
 )
 from gateway.sluice import SluiceConfig
+from gateway.sluice.budget import Tally
 from gateway.sluice.classify import Taps
 
 ROUTE = "/v1/chat/completions"
@@ -181,6 +182,7 @@ def _tool_calls(choice: ChoiceState, calls: list[Any]) -> list[Any]:
             _complete_calls(choice, out, _other_tool(index))
             if choice.cut:
                 break
+            choice.tally.open()  # upstream picks the indexes: each new one is a record
             choice.tools.add(index)
         if choice.config.whole_tool_calls:
             _hold_call(choice.calls.setdefault(index, {}), call)
@@ -347,12 +349,13 @@ def moderate_response(
     envelope = Unknown(config, "envelope")
     out: dict[str, Any] = {}
     hits: list[ChannelHit] = []
+    tally = Tally()
     for key, value in body.items():
         if key == "choices" and isinstance(value, list):
             out[key] = value
             for position, choice in enumerate(value):
                 if isinstance(choice, dict):
-                    value[position] = _moderate_choice(choice, position, config, hits, taps)
+                    value[position] = _moderate_choice(choice, position, config, hits, tally, taps)
         elif envelope.member(key):
             out[key] = envelope.value(value, (key,))
     hits.extend(envelope.hits)
@@ -364,10 +367,12 @@ def _moderate_choice(
     position: int,
     config: SluiceConfig,
     hits: list[ChannelHit],
+    tally: Tally,
     taps: Taps | None,
 ) -> dict[str, Any]:
     index = choice.get("index", position)
-    state = ChoiceState(index if isinstance(index, int) else position, config, taps)
+    tally.open()
+    state = ChoiceState(index if isinstance(index, int) else position, config, tally, taps)
     message = choice.get("message")
     if isinstance(message, dict):
         _moderate_message(state, message)

@@ -13,7 +13,10 @@ How a stream ends is what a client trusts most, so each way is chosen for the SD
 * every choice was cut: ``[DONE]`` at once (no usage chunk; upstream is cancelled);
 * upstream broke, ended early or sent a malformed event: an ``error`` event, which both
   SDKs raise as ``APIError``, and no ``[DONE]``: a cut-off answer must never look
-  complete. Held text is discarded, not released: it was never fully checked.
+  complete. Held text is discarded, not released: it was never fully checked;
+* the stream crossed one of its budgets (``sluice.budget``: too many choices, channels
+  or tool calls, too many logprob entries waiting, the request's scan time spent): the
+  same ``error`` event, with code ``budget_exceeded``.
 """
 
 from __future__ import annotations
@@ -28,16 +31,23 @@ from gateway.adapters.channels import Channel
 from gateway.adapters.logprobs import TOKEN_ENTRIES, LogprobFormat
 from gateway.adapters.unknown import UNKNOWN, Unknown, blank, place
 from gateway.sluice import SluiceConfig
+from gateway.sluice.budget import BudgetExceeded, Tally
 from gateway.sluice.classify import Taps
 
 DONE = OutEvent("[DONE]")
+#: Envelope members whose moderated value is remembered (upstream chooses the names).
+_SEEN_LIMIT = 256
 
 #: Where a channel's text sits inside a choice entry, e.g. ``("delta", "content")``.
 Path = tuple[str | int, ...]
 
 
 class ChoiceState:
-    """One choice's channels and whether it has ended (normally or by a cut)."""
+    """One choice's channels and whether it has ended (normally or by a cut).
+
+    ``tally`` is the stream's (or body's): every channel, tool call and unknown delta
+    member a choice opens counts against the same budget as the choices themselves.
+    """
 
     __slots__ = (
         "_config",
@@ -50,13 +60,17 @@ class ChoiceState:
         "index",
         "offset_base",
         "sent",
+        "tally",
         "taps",
         "tools",
     )
 
-    def __init__(self, index: int, config: SluiceConfig, taps: Taps | None = None) -> None:
+    def __init__(
+        self, index: int, config: SluiceConfig, tally: Tally, taps: Taps | None = None
+    ) -> None:
         self.index = index
         self._config = config
+        self.tally = tally
         self.taps = taps
         self._hits: list[ChannelHit] = []  # decided outside any channel (``whole_unknown``)
         self.channels: dict[Path, Channel] = {}
@@ -85,7 +99,13 @@ class ChoiceState:
                 f"[{p}]" if isinstance(p, int) else f".{p}" for p in tail
             )
             found = Channel(
-                self._config, name, json=json, record=record, logprobs=logprobs, taps=self.taps
+                self._config,
+                name,
+                self.tally,
+                json=json,
+                record=record,
+                logprobs=logprobs,
+                taps=self.taps,
             )
             self.channels[path] = found
         return found
@@ -142,6 +162,8 @@ class ChoiceState:
 
     def unknown_delta(self, key: str, value: Any) -> Any:
         """A streamed delta member no adapter knows: a channel per path below ``key``."""
+        if key not in self.frames:
+            self.tally.open()
         self.frames[key] = value
         unknown = Unknown(self._config, f"choices[{self.index}].{UNKNOWN}", self._feed_unknown(key))
         return unknown.value(value)
@@ -191,9 +213,9 @@ class ChoiceShape(Protocol):
         """Finish the choice's open channels; an entry carrying what they release, if any."""
 
 
-def error_event(code: str, message: str) -> OutEvent:
+def error_event(code: str, message: str, type_: str = "upstream_error") -> OutEvent:
     """The mid-stream error both SDKs raise as ``APIError`` (docs/wire.md, "Errors after a 200")."""
-    body = {"error": {"message": message, "type": "upstream_error", "code": code, "param": None}}
+    body = {"error": {"message": message, "type": type_, "code": code, "param": None}}
     return OutEvent(orjson.dumps(body).decode())
 
 
@@ -217,6 +239,7 @@ class ChoiceStream:
         self._taps = taps
         self._expected = requested_choices(body)
         self._choices: dict[int, ChoiceState] = {}
+        self._tally = Tally()
         self._envelope: dict[str, Any] | None = None  # the last chunk, to build new ones from
         self._finished = False
         self._hits: list[ChannelHit] = []  # decided in the envelope, outside any choice
@@ -231,10 +254,16 @@ class ChoiceStream:
         return sum(c.held for c in self._choices.values())
 
     def on_event(self, data: str, event: str | None) -> Moderated:
-        return self._moderated(self._event(data))
+        try:
+            return self._moderated(self._event(data))
+        except BudgetExceeded as exc:
+            return self._moderated(self._over_budget(exc))
 
     def on_eof(self) -> Moderated:
-        return self._moderated(self._eof())
+        try:
+            return self._moderated(self._eof())
+        except BudgetExceeded as exc:
+            return self._moderated(self._over_budget(exc))
 
     def on_upstream_error(self, message: str) -> Moderated:
         if self._finished:
@@ -269,7 +298,8 @@ class ChoiceStream:
                 out[key] = known[1]  # every chunk repeats the id, the model ...: judged once
             elif unknown.member(key):
                 out[key] = moderated = unknown.value(value, (key,))
-                seen[key] = (value, moderated)
+                if key in seen or len(seen) < _SEEN_LIMIT:
+                    seen[key] = (value, moderated)
         self._hits.extend(unknown.hits)
         return out
 
@@ -325,7 +355,10 @@ class ChoiceStream:
             state = self._choices.get(index)
             first = state is None
             if state is None:
-                state = self._choices[index] = ChoiceState(index, self._config, self._taps)
+                self._tally.open()
+                state = self._choices[index] = ChoiceState(
+                    index, self._config, self._tally, self._taps
+                )
             rewritten = self._shape.rewrite(state, entry, first)
             cut |= state.cut
             if rewritten is not None:
@@ -369,6 +402,12 @@ class ChoiceStream:
         self._discard()
         self._finished = True
         return [error_event(code, message)]
+
+    def _over_budget(self, exc: BudgetExceeded) -> list[OutEvent]:
+        """Whatever the event had produced so far is dropped with the held text."""
+        self._discard()
+        self._finished = True
+        return [error_event(exc.code, str(exc), "server_error")]
 
     def _discard(self) -> None:
         for state in self._choices.values():

@@ -17,6 +17,7 @@ from gateway.adapters.choices import ChoiceState, ChoiceStream, is_empty
 from gateway.adapters.request_shapes import COMPLETIONS_TEXT
 from gateway.adapters.unknown import UNKNOWN, Unknown, carries_text, key_is_safe
 from gateway.sluice import SluiceConfig
+from gateway.sluice.budget import Tally
 from gateway.sluice.classify import Taps
 
 ROUTE = "/v1/completions"
@@ -195,11 +196,13 @@ def moderate_response(
     found = out.get("choices")
     choices: list[Any] = found if isinstance(found, list) else []
     hits: list[ChannelHit] = list(envelope.hits)
+    tally = Tally()
     for position, entry in enumerate(choices):
         if not isinstance(entry, dict):
             continue
         index = entry.get("index", position)
-        choice = ChoiceState(index if isinstance(index, int) else position, config, taps)
+        tally.open()
+        choice = ChoiceState(index if isinstance(index, int) else position, config, tally, taps)
         entry = choices[position] = _members(choice, entry, streamed=False)
         choice.channel(TEXT, logprobs=LEGACY_ENTRIES)
         text = entry.get("text")

@@ -65,8 +65,8 @@ def escape(text: str) -> str:
     """JSON string content for ``text`` (no quotes); lone surrogates become ``\\uXXXX``."""
     try:
         return orjson.dumps(text).decode()[1:-1]
-    except orjson.JSONEncodeError:
-        return json.dumps(text, ensure_ascii=False)[1:-1]
+    except orjson.JSONEncodeError:  # only a lone surrogate, which ``ensure_ascii`` escapes
+        return json.dumps(text)[1:-1]
 
 
 class _State(enum.Enum):

@@ -23,6 +23,10 @@ input text and released by these rules (docs/wire.md, "Logprobs"):
 
 A token may end inside a multi-byte character (its ``bytes`` are a prefix of it); the
 character then belongs to both entries that share it, and is released with both.
+
+Entries waiting (for their text, or for its release) are counted against the stream's
+``Tally``: upstream decides how many entries arrive before any text does, so without
+that count one stream could hold a million of them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Protocol
 
 from gateway.sluice import Piece
+from gateway.sluice.budget import Tally
 
 #: Text a channel may accumulate while no entry arrives to place on it; past this, the
 #: channel's logprobs are given up rather than keeping the whole text (bounded memory).
@@ -151,6 +156,7 @@ class LogprobTrack:
         "_broken",
         "_chunks",
         "_closed",
+        "_counted",
         "_cursor",
         "_end",
         "_fmt",
@@ -161,11 +167,14 @@ class LogprobTrack:
         "_redactions",
         "_released",
         "_skip",
+        "_tally",
         "_text",
     )
 
-    def __init__(self, fmt: LogprobFormat) -> None:
+    def __init__(self, fmt: LogprobFormat, tally: Tally | None = None) -> None:
         self._fmt = fmt
+        self._tally = tally
+        self._counted = 0  # waiting entries last reported to the tally
         self._chunks: list[str] = []  # input text not yet joined onto ``_text``
         self._text = ""  # input text from absolute offset ``_base`` on
         self._base = 0
@@ -209,6 +218,7 @@ class LogprobTrack:
             self._like = entries[0]
         self._queue.extend(entries)
         self._place()
+        self._account()
 
     def synthetic(self, text: str) -> Any:
         """An entry for text no upstream entry covers (the cutoff notice), if entries flow."""
@@ -249,6 +259,7 @@ class LogprobTrack:
             self._close()
         else:
             self._trim()
+        self._account()
         return out
 
     def _group(self, final: bool) -> tuple[int, int] | None:
@@ -382,6 +393,15 @@ class LogprobTrack:
         self._broken = True
         self._queue.clear()
         self._chunks.clear()
+        self._account()
+
+    def _account(self) -> None:
+        """Tell the tally how many entries wait now (it raises past the budget)."""
+        if self._tally is not None:
+            waiting = len(self._queue) + len(self._mapped)
+            change, self._counted = waiting - self._counted, waiting
+            if change:
+                self._tally.hold(change)
 
     def _close(self) -> None:
         self._closed = True

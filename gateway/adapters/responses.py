@@ -13,6 +13,12 @@ released so far, and ``response.incomplete`` (``incomplete_details.reason:
 "content_filter"``) closes the stream, built from the snapshot of ``response.created``
 / ``in_progress`` and the items seen. ``sequence_number`` is renumbered on everything
 sent, so it stays gapless however many events are held back, dropped or added.
+
+Upstream picks every index, so what one response may open is counted (``sluice.budget``):
+channels, output items, parts and learnt event kinds against the channel budget, and
+annotations waiting for their text against the pending-entries budget. Past either, or
+past the request's scan time, the stream ends with an ``error`` event (code
+``budget_exceeded``) and nothing held is released.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from gateway.adapters.unknown import (
     place,
 )
 from gateway.sluice import SluiceConfig
+from gateway.sluice.budget import BudgetExceeded, Tally
 from gateway.sluice.classify import Taps
 
 ROUTE = "/v1/responses"
@@ -162,6 +169,7 @@ class ResponseTexts:
     ) -> None:
         self.config = config
         self.taps = taps
+        self.tally = Tally()  # the stream's (or body's) budget for what upstream opens
         self.channels: dict[Key, Channel] = {}
         self.cut = False
         self.strict = strict
@@ -176,7 +184,7 @@ class ResponseTexts:
                 slot = UNKNOWN  # an upstream event name never becomes a channel name
             name = f"output[{o}].{slot}" + (f"[{i}]" if slot in _PART_SLOTS else "")
             found = self.channels[key] = Channel(
-                self.config, name, json=json, record=True, taps=self.taps
+                self.config, name, self.tally, json=json, record=True, taps=self.taps
             )
         return found
 
@@ -448,7 +456,10 @@ class ResponsesStream:
         return sum(ch.held for ch in self._texts.channels.values())
 
     def on_event(self, data: str, event: str | None) -> Moderated:
-        return self._moderated(self._event(data, event))
+        try:
+            return self._moderated(self._event(data, event))
+        except BudgetExceeded as exc:
+            return self._moderated(self._fail(exc.code, str(exc), "server_error"))
 
     def on_eof(self) -> Moderated:
         if self._finished:
@@ -532,6 +543,7 @@ class ResponsesStream:
             ),
             None,
         )
+        self._texts.tally.open()  # upstream names the kinds: each learnt one is a record
         kind = TextKind(f"{UNKNOWN}:{stem}", index, None, False, delta, f"{stem}.done")
         self._by_delta[delta] = self._by_done[kind.done] = kind
         self._handlers[delta] = self._delta
@@ -670,6 +682,7 @@ class ResponsesStream:
     def _annotation_added(self, event: dict[str, Any], name: str | None) -> None:
         o, i = event.get("output_index", -1), event.get("content_index", 0)
         key = (o if isinstance(o, int) else -1, "content", i if isinstance(i, int) else 0)
+        self._texts.tally.hold(1)
         self._annotations.setdefault(key, []).append((event, name))
         self._release_annotations(key)
 
@@ -682,6 +695,7 @@ class ResponsesStream:
             if _reach(event.get("annotation")) > channel.released and not channel.done:
                 return
             waiting.pop(0)
+            self._texts.tally.hold(-1)
             annotation = self._texts.annotation(channel, event.get("annotation"))
             if annotation is None:
                 continue
@@ -702,6 +716,8 @@ class ResponsesStream:
             event["part"] = self._texts.other(event.get("part"), ("part",), False)
         else:
             if item is not None:
+                if (slot, i) not in item.parts:
+                    self._texts.tally.open()
                 item.parts[(slot, i)] = _copy(part)
             self._texts.part(o, slot, i, part, False)
         self._emit(event, name, _PART_EVENT_OWN)
@@ -724,6 +740,8 @@ class ResponsesStream:
     def _item_added(self, event: dict[str, Any], name: str | None) -> None:
         o, item = event.get("output_index"), event.get("item")
         if isinstance(o, int) and isinstance(item, dict):
+            if o not in self._items:
+                self._texts.tally.open()
             self._items[o] = _Item(_copy(item))
             self._texts.item(o, item, False)
         else:  # an item that cannot be tracked: its structure only, until it is done
@@ -736,6 +754,8 @@ class ResponsesStream:
             self._texts.finish_where(lambda k: k[0] == o)
         if isinstance(o, int) and isinstance(item, dict):
             self._texts.item(o, item, True)
+            if o not in self._items:
+                self._texts.tally.open()
             state = self._items.setdefault(o, _Item(item))
             state.item, state.done = item, True
         else:
@@ -842,15 +862,17 @@ class ResponsesStream:
         state.parts[(slot, i)] = part
         state.parts_done.add((slot, i))
 
-    def _fail(self, code: str, message: str) -> list[OutEvent]:
-        """End so that both SDKs raise: a flat ``error`` event with the nested form too."""
+    def _fail(self, code: str, message: str, type_: str = "upstream_error") -> list[OutEvent]:
+        """End so that both SDKs raise: a flat ``error`` event with the nested form too.
+
+        Events built for the current upstream event are dropped with the held text."""
         self._discard()
         self._finished = True
         self._out = []
-        nested = {"type": "upstream_error", "code": code, "message": message, "param": None}
+        nested = {"type": type_, "code": code, "message": message, "param": None}
         error: dict[str, Any] = {"type": "error", "code": code, "message": message, "param": None}
         error |= {"sequence_number": 0, "error": nested}
-        self._emit(error, "error")
+        self._emit(error, "error", frozenset(error))  # the gateway's own words: not scanned
         return self._out
 
     def _discard(self) -> None:

@@ -20,6 +20,9 @@ rewrite the body; tests set them with the SDK's ``extra_headers``. A malformed c
     ``1``: a ``: ping`` comment before every event.
 ``X-Demo-Pace-Ms``
     Milliseconds between events, overriding the app's default pace.
+``X-Demo-Repeat``
+    ``N`` (1–10,000): every choice's content N times over, so a benchmark gets a 100 KB
+    answer from a header that must stay under the servers' 8 KiB header limit.
 ``X-Demo-Fault``
     ``reset``, ``malformed``, ``no-done``, ``truncate``, ``http-500``, ``http-429``, ``hang``
     (see ``Fault``).
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import orjson
 
@@ -42,6 +45,8 @@ CHUNKING_HEADER = "X-Demo-Chunking"
 WIRE_HEADER = "X-Demo-Wire"
 COMMENTS_HEADER = "X-Demo-Comments"
 PACE_HEADER = "X-Demo-Pace-Ms"
+REPEAT_HEADER = "X-Demo-Repeat"
+MAX_REPEAT = 10_000
 FAULT_HEADER = "X-Demo-Fault"
 
 
@@ -87,15 +92,23 @@ class Controls:
     wire: Wire = field(default_factory=Wire)
     pace: float | None = None
     fault: Fault | None = None
+    repeat: int = 1
 
     def replies(self, n: int, default: Reply) -> tuple[Reply, ...]:
         """The reply of each of ``n`` choices: the header's, else ``default`` for all."""
         if self.reply is None:
-            return (default,) * n
+            return self._repeated((default,) * n)
         try:
-            return replies_for(self.reply, n)
+            return self._repeated(replies_for(self.reply, n))
         except ValueError as exc:
             raise _invalid(REPLY_HEADER, str(exc)) from None
+
+    def _repeated(self, replies: tuple[Reply, ...]) -> tuple[Reply, ...]:
+        if self.repeat == 1:
+            return replies
+        return tuple(
+            replace(r, content=r.content * self.repeat) if r.content else r for r in replies
+        )
 
 
 def read_controls(headers: Mapping[str, str]) -> Controls:
@@ -109,7 +122,15 @@ def read_controls(headers: Mapping[str, str]) -> Controls:
         ),
         pace=_pace(headers.get(PACE_HEADER)),
         fault=_fault(headers.get(FAULT_HEADER)),
+        repeat=_repeat(headers.get(REPEAT_HEADER, "1")),
     )
+
+
+def _repeat(raw: str) -> int:
+    count = int(raw) if raw.strip().isdigit() else 0
+    if not 1 <= count <= MAX_REPEAT:
+        raise _invalid(REPEAT_HEADER, f"must be a whole number from 1 to {MAX_REPEAT:,}")
+    return count
 
 
 def _reply(raw: str | None) -> ReplySpec | None:

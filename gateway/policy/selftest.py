@@ -68,10 +68,29 @@ def _outcome(step: Step) -> tuple[str, list[str]]:
 Outcome = Callable[[SluiceConfig, str], Step]
 
 
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    """One example or test case: where it is written, what it checks, how it went."""
+
+    where: str
+    case: str
+    failure: Failure | None
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None
+
+
 def run_policy_tests(
     compiled: CompiledPolicy, judge: Outcome | None = None
 ) -> tuple[int, list[Failure]]:
-    """Run every example and case; return how many checks ran and what failed.
+    """Run every example and case; return how many checks ran and what failed."""
+    results = list(policy_cases(compiled, judge))
+    return len(results), [r.failure for r in results if r.failure is not None]
+
+
+def policy_cases(compiled: CompiledPolicy, judge: Outcome | None = None) -> Iterator[CaseResult]:
+    """Every example and case, one result each, in the order the file lists them.
 
     ``judge`` moderates a text with classifier rules too (``classifiers.text.TextJudge``);
     without one, the examples of classifier rules and the cases of a direction that has
@@ -79,7 +98,6 @@ def run_policy_tests(
     Verdicts come from models, so cases judged by one are not re-run in other chunkings
     (the engine's own tests prove chunking invariance for the lane).
     """
-    checks, failures = 0, []
     policy = compiled.policy
     for spec in policy.rules:
         base = compiled.config(spec.scope[0])
@@ -100,35 +118,34 @@ def run_policy_tests(
         for text, want in [(t, True) for t in spec.examples.match] + [
             (t, False) for t in spec.examples.no_match
         ]:
-            checks += 1
+            verb = "fire on" if want else "not fire on"
+            name = f"should {verb} {text!r}"
             whole = outcome(alone, text)
             fired = any(h.rule_id == spec.id for h in whole.hits)
             if fired != want:
-                verb = "fire on" if want else "not fire on"
-                failures.append(Failure(where, f"should {verb} {text!r}", str(want), str(fired)))
+                yield CaseResult(where, name, Failure(where, name, str(want), str(fired)))
                 continue
-            if not judged:
-                failures.extend(_rechunked(alone, text, whole, where))
+            rechunked = None if judged else next(_rechunked(alone, text, whole, where), None)
+            yield CaseResult(where, name, rechunked)
     for number, case in enumerate(policy.tests, 1):
-        checks += 1
         config = compiled.config(case.direction)
         if config.classifiers and judge is None:
-            checks -= 1
             continue
         whole = (judge or moderate)(config, case.input)
         where = f"{compiled.file}: test {number}"
+        name = f"input {case.input!r}"
         got_text, got_rules = _outcome(whole)
         if got_text != case.output:
-            failures.append(
-                Failure(where, f"input {case.input!r}", repr(case.output), repr(got_text))
-            )
+            yield CaseResult(where, name, Failure(where, name, repr(case.output), repr(got_text)))
             continue
         if case.rules is not None and got_rules != case.rules:
-            failures.append(Failure(where, "rules that hit", str(case.rules), str(got_rules)))
+            failure = Failure(where, "rules that hit", str(case.rules), str(got_rules))
+            yield CaseResult(where, name, failure)
             continue
-        if not config.classifiers:
-            failures.extend(_rechunked(config, case.input, whole, where))
-    return checks, failures
+        rechunked = (
+            None if config.classifiers else next(_rechunked(config, case.input, whole, where), None)
+        )
+        yield CaseResult(where, name, rechunked)
 
 
 def _rechunked(config: SluiceConfig, text: str, whole: Step, where: str) -> Iterator[Failure]:

@@ -54,24 +54,55 @@ class Source:
 
 
 def parse(text: str, file: str) -> Source:
-    """Parse one YAML document; syntax errors and duplicate keys become problems."""
-    loader = yaml.SafeLoader(text)
+    """Parse one YAML document; syntax errors and duplicate keys become problems.
+
+    So does anything else PyYAML can raise on hostile text, since a reload must keep the
+    last good policies rather than crash: a character YAML forbids (NUL, a lone
+    surrogate), an integer past Python's digit limit, nesting deeper than the stack, and
+    aliases that expand past ``MAX_NODES``.
+    """
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return Source(file, None, problems=[Problem(file, 1, 1, "the file is empty")])
-        source = Source(file, loader.construct_document(node))
+        loader = yaml.SafeLoader(text)  # checks every character first
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return Source(file, None, problems=[Problem(file, 1, 1, "the file is empty")])
+            source = Source(file, loader.construct_document(node))
+            _walk(node, (), source)
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return Source(file, None, problems=[Problem(file, line, column, f"YAML: {exc.problem}")])
-    finally:
-        loader.dispose()
-    _walk(node, (), source)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        return Source(file, None, problems=[Problem(file, line, column, f"YAML: {exc.reason}")])
+    except (ValueError, RecursionError, _TooLarge) as exc:
+        message = _UNREADABLE.get(type(exc)) or f"a value cannot be read: {exc}"
+        return Source(file, None, problems=[Problem(file, 1, 1, f"YAML: {message}")])
     return source
 
 
+#: Nodes a document may hold with its aliases expanded. A policy has a few hundred; a
+#: file of nested aliases ("billion laughs") would otherwise be walked for hours.
+MAX_NODES = 100_000
+
+
+class _TooLarge(Exception):
+    """The document expands past ``MAX_NODES``."""
+
+
+_UNREADABLE: dict[type[Exception], str] = {
+    RecursionError: "nested too deeply",
+    _TooLarge: f"expands to more than {MAX_NODES} values through aliases",
+}
+
+
 def _walk(node: yaml.Node, path: Path_, source: Source) -> None:
+    if len(source.positions) >= MAX_NODES:
+        raise _TooLarge
     source.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()

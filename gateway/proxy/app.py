@@ -20,12 +20,14 @@ from gateway.metrics import Metrics
 from gateway.policy import BUNDLED_DIR, DEFAULT_POLICY, PolicyError
 from gateway.policy.store import PolicyStore
 from gateway.proxy.admission import admission
-from gateway.proxy.audit import AuditLog
+from gateway.proxy.audit import open_audit_log
 from gateway.proxy.drain import Drain
 from gateway.proxy.health import healthz, metrics, readyz
 from gateway.proxy.middleware import add_request_id, request_context, route_guard
 from gateway.proxy.moderated import route_handler
+from gateway.proxy.offload import Offload
 from gateway.proxy.passthrough import passthrough
+from gateway.proxy.playground import setup_playground
 from gateway.proxy.retrieval import STORED_ROUTES, stored_handler
 from gateway.proxy.routes import PASSTHROUGH, ROUTES, RouteClass
 from gateway.proxy.state import (
@@ -34,6 +36,7 @@ from gateway.proxy.state import (
     IN_FLIGHT,
     JUDGES,
     METRICS,
+    OFFLOAD,
     POLICIES,
     SETTINGS,
     UPSTREAM,
@@ -66,15 +69,17 @@ def create_app(settings: Settings, metrics_: Metrics | None = None) -> web.Appli
     app[SETTINGS] = settings
     app[METRICS] = metrics_ if metrics_ is not None else Metrics()
     app[POLICIES] = _policies(settings)
-    app[AUDIT] = AuditLog(settings.audit_log)
+    app[AUDIT] = open_audit_log(settings, app[METRICS])
     app[IN_FLIGHT] = InFlight(settings.max_concurrent_requests)
     app[DRAIN] = drain
+    app[OFFLOAD] = Offload(settings.offload_threads, settings.offload_bytes)
     app.on_response_prepare.append(add_request_id)
     app.on_response_prepare.append(drain.close_when_draining)
     app.on_shutdown.append(_end_upstream_calls)
     app.cleanup_ctx.append(_upstream)
     app.cleanup_ctx.append(_policy_watcher)
     app.cleanup_ctx.append(_audit)
+    app.on_cleanup.append(_close_offload)
     # Moderated and stored routes from the route table (``gateway.proxy.routes``), each
     # under its name (the bounded ``route`` metric label); everything else under /v1 goes
     # to the route guard and then, if it is text-free, to the pass-through.
@@ -92,6 +97,8 @@ def create_app(settings: Settings, metrics_: Metrics | None = None) -> web.Appli
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics, name="metrics")
     app.router.add_route("*", "/v1/{tail:.*}", passthrough, name=PASSTHROUGH)
+    if settings.ui:
+        setup_playground(app)
     return app
 
 
@@ -183,6 +190,10 @@ async def _end_upstream_calls(app: web.Application) -> None:
     error event their SDK raises (``Drain.end_upstream``) before aiohttp cancels what is
     left mid-write."""
     app[DRAIN].end_upstream()
+
+
+async def _close_offload(app: web.Application) -> None:
+    app[OFFLOAD].close()
 
 
 async def _audit(app: web.Application) -> AsyncIterator[None]:

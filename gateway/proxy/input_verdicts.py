@@ -93,6 +93,7 @@ async def _judge(
     exchange.report(hits, Direction.INPUT)
     if blocked is None:
         return None
+    exchange.refused(tuple(hits))
     return error_response(
         400,
         REJECTED,

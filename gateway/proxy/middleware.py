@@ -15,11 +15,13 @@ from gateway.proxy.errors import error_response
 from gateway.proxy.headers import REQUEST_ID as REQUEST_ID_HEADER
 from gateway.proxy.labels import route_label
 from gateway.proxy.paths import path_problem
+from gateway.proxy.playground import OPEN_ROUTES as PLAYGROUND_PAGE
+from gateway.proxy.request_log import RequestFacts, log_request
 from gateway.proxy.routes import RouteClass, resolve
-from gateway.proxy.state import METRICS, REQUEST_ID, SETTINGS
+from gateway.proxy.state import METRICS, REQUEST_FACTS, REQUEST_ID, SETTINGS
 
 log = logging.getLogger("sluicegate.proxy")
-_OPEN_ROUTES = frozenset({"healthz", "readyz", "metrics"})
+_OPEN_ROUTES = frozenset({"healthz", "readyz", "metrics"}) | PLAYGROUND_PAGE
 METHOD_OVERRIDES = ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override")
 """Headers some servers take for the method: a POST read as a GET (or the reverse) would be
 moderated as one route and served as another, so a request carrying one is refused."""
@@ -27,13 +29,16 @@ moderated as one route and served as another, so a request carrying one is refus
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every response carries the request id, also on errors, and is counted once."""
+    """Every response carries the request id, also on errors, and is counted and logged
+    once (``request_log``)."""
     request_id = uuid.uuid4().hex
     request[REQUEST_ID] = request_id
-    started = time.monotonic()
+    facts = request[REQUEST_FACTS] = RequestFacts()
+    started = facts.started
     label = route_label(request)
     metrics = request.app[METRICS]
     status = 500
+    response: web.StreamResponse | None = None
     try:
         response = _authenticate(request, label) or await handler(request)
         status = response.status
@@ -46,11 +51,29 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         status = exc.status
     except asyncio.CancelledError:
         status = 499  # the client closed the connection (nginx's convention)
+        metrics.client_disconnects.labels(label).inc()
         raise
     finally:
         metrics.requests.labels(label, str(status)).inc()
         metrics.duration.labels(label).observe(time.monotonic() - started)
+        log_request(
+            facts,
+            request_id=request_id,
+            method=request.method,
+            route=label,
+            status=status,
+            bytes_out=_body_bytes(response),
+        )
     return response
+
+
+def _body_bytes(response: web.StreamResponse | None) -> int | None:
+    """A whole body's length; a forwarded stream's bytes as written (framing included)."""
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        return len(response.body)
+    if response is not None and response.prepared:
+        return response.body_length
+    return None
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:

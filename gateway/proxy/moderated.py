@@ -13,13 +13,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.adapters.base import ApiAdapter
-from gateway.adapters.inputs import moderate_request
+from gateway.adapters.inputs import UNREADABLE_INPUT, moderate_request
 from gateway.policy.model import Direction
 from gateway.proxy.body import read_body
 from gateway.proxy.errors import error_response
 from gateway.proxy.input_verdicts import judge_input
 from gateway.proxy.relay import Answer, Exchange
-from gateway.proxy.state import UPSTREAM, UpstreamCall
+from gateway.proxy.state import OFFLOAD, UPSTREAM, UpstreamCall
+from gateway.sluice.budget import BudgetExceeded
 
 
 async def checked_body(exchange: Exchange, adapter: ApiAdapter) -> dict[str, Any] | web.Response:
@@ -28,15 +29,23 @@ async def checked_body(exchange: Exchange, adapter: ApiAdapter) -> dict[str, Any
     raw = await read_body(exchange.request)
     if isinstance(raw, web.Response):
         return raw
+    offload = exchange.request.app[OFFLOAD]  # a big body is parsed and moderated off the loop
     try:
-        body = orjson.loads(raw)
+        body = await offload.run(len(raw), orjson.loads, raw)
     except orjson.JSONDecodeError as exc:  # its message gives a position, never the text
         return error_response(400, f"the request body is not valid JSON: {exc}")
     if not isinstance(body, dict):
         return error_response(400, "the request body must be a JSON object")
-    verdict = moderate_request(adapter, body, exchange.policy.input)
+    exchange.budget.earn(len(raw))
+    try:
+        verdict = await offload.run(
+            len(raw), moderate_request, adapter, body, exchange.policy.input
+        )
+    except BudgetExceeded as exc:  # the request's scan time, spent on its own text
+        return exchange.over_budget(exc, 400)
     exchange.report(verdict.hits, Direction.INPUT)
     if verdict.blocked is not None:
+        exchange.refused(() if verdict.code == UNREADABLE_INPUT else verdict.hits)
         return error_response(
             400,
             verdict.message,
@@ -57,7 +66,11 @@ def route_handler(adapter: ApiAdapter) -> Handler:
         upstream = request.app[UPSTREAM]
         headers = upstream.headers(request.headers)
         headers["Content-Type"] = "application/json"
-        call = UpstreamCall("POST", upstream.url(request.path), headers, orjson.dumps(body))
+        try:
+            payload = orjson.dumps(body)
+        except orjson.JSONEncodeError:  # orjson reads 1024 levels but writes only 255
+            return error_response(400, "the request body is nested too deeply")
+        call = UpstreamCall("POST", upstream.url(request.path), headers, payload)
         answer = Answer(
             adapter.moderate_response,
             lambda config, taps: adapter.stream(body, config, taps),

@@ -4,7 +4,9 @@ Only what the route guard let through gets here (``gateway.proxy.middleware``): 
 canonical path that the route table classes as text-free (``gateway.proxy.routes``).
 
 Uploads (files, audio) and downloads are never buffered whole: the request body is handed
-to the client session as a stream and the response is relayed chunk by chunk.
+to the client session as a stream and the response is relayed chunk by chunk. An upload
+that pauses for longer than ``client_body_timeout`` between two reads is a 408
+(``gateway.proxy.body``), so a client cannot hold an upstream connection open forever.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import logging
 
 from aiohttp import ClientError, web
 
+from gateway.proxy.body import StreamedBody, too_slow
 from gateway.proxy.errors import error_response
 from gateway.proxy.headers import client_response_headers
 from gateway.proxy.paths import path_problem
-from gateway.proxy.state import METRICS, UPSTREAM
+from gateway.proxy.state import METRICS, SETTINGS, UPSTREAM
 
 log = logging.getLogger("sluicegate.proxy")
 _CHUNK = 64 * 1024
@@ -29,9 +32,10 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         )
     upstream = request.app[UPSTREAM]
     headers = upstream.headers(request.headers)
-    body = request.content if request.body_exists else None
+    body = StreamedBody(request.content, request.app[SETTINGS].client_body_timeout)
+    data = body.chunks() if request.body_exists else None
     if (
-        body is not None
+        data is not None
         and request.content_length is not None
         and "content-encoding" not in request.headers
     ):
@@ -40,7 +44,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     out: web.StreamResponse | None = None
     try:
         async with upstream.session.request(
-            request.method, upstream.raw_url(request.rel_url), data=body, headers=headers
+            request.method, upstream.raw_url(request.rel_url), data=data, headers=headers
         ) as resp:
             out = web.StreamResponse(
                 status=resp.status,
@@ -53,6 +57,10 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
             await out.write_eof()
             return out
     except (ClientError, TimeoutError) as exc:
+        if body.stalled and out is None:
+            return too_slow(
+                request, f"The request body stalled: nothing arrived for {body.timeout:g} seconds."
+            )
         request.app[METRICS].upstream_errors.labels("connection").inc()
         log.warning("upstream request failed: %s", type(exc).__name__)
         if out is not None:

@@ -27,6 +27,7 @@ from aiohttp import ClientError, ClientResponse, web
 from gateway.adapters.base import (
     BodyModerator,
     ChannelHit,
+    Hits,
     Moderated,
     ModeratedBody,
     OutEvent,
@@ -39,23 +40,29 @@ from gateway.policy.model import Direction
 from gateway.proxy.errors import error_response
 from gateway.proxy.headers import POLICY, client_response_headers
 from gateway.proxy.labels import route_label
+from gateway.proxy.request_log import Outcome
 from gateway.proxy.state import (
     AUDIT,
     JUDGES,
     METRICS,
+    OFFLOAD,
     POLICIES,
+    REQUEST_FACTS,
     REQUEST_ID,
     SETTINGS,
     UPSTREAM,
     UpstreamCall,
 )
 from gateway.proxy.verdicts import Verdicts
-from gateway.sluice import SluiceConfig
+from gateway.sluice import Action, Reason, SluiceConfig, budget
+from gateway.sluice.budget import BudgetExceeded, RequestBudget
 from gateway.sluice.classify import Book, Taps
 from gateway.sluice.verdicts import VerdictRequest
 from gateway.sse import SSEDecoder, SSEError, encode_comment, encode_event
 
 log = logging.getLogger("sluicegate.proxy")
+#: The rule a refused request is counted under when its text could not be read at all.
+UNREADABLE_RULE = "sluice.unreadable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,17 @@ class Exchange:
         self._metrics = request.app[METRICS]
         self._audit = request.app[AUDIT]
         self._request_id = request[REQUEST_ID]
+        self.facts = request[REQUEST_FACTS]
+        self.facts.policy = policy.name
+        settings = request.app[SETTINGS]
+        # The request's budgets, for everything moderated in it (``sluice.budget``).
+        self.budget = RequestBudget(
+            settings.max_stream_channels,
+            settings.max_pending_entries,
+            settings.scan_budget_ms / 1000,
+            settings.scan_budget_ms_per_mb / 1000 / 2**20,
+        )
+        budget.begin(self.budget)
 
     @classmethod
     def begin(cls, request: web.Request) -> Exchange | web.Response:
@@ -93,24 +111,50 @@ class Exchange:
         policy = policies.get(name) if name is None or allowed is None or name in allowed else None
         if policy is None:
             known = ", ".join(sorted(allowed if allowed is not None else policies.policies))
-            return error_response(
+            return error_response(  # never quotes the header: its bytes are the client's
                 400,
-                f"unknown policy {name!r}; available: {known}",
+                f"The {POLICY} header does not name a policy that can be selected; "
+                f"available: {known}.",
                 code="unknown_policy",
                 param=POLICY,
             )
         return cls(request, policy)
 
     def report(self, hits: Iterable[ChannelHit], direction: Direction) -> None:
-        """Count and audit hits, labelled with the policy; never with text."""
+        """Count, log and audit hits, labelled with the policy; text only in the audit
+        log, and only if its operator opted in."""
         for found in hits:
             hit = found.hit
+            self.facts.hit(hit.rule_id, hit.action, direction)
             self._metrics.rule_hits.labels(
                 self.policy.name, hit.rule_id, hit.action.label, direction.value
             ).inc()
+            if hit.reason is Reason.HOLD_LIMIT:
+                self._metrics.hold_overflows.labels(self.policy.name, hit.action.label).inc()
             self._audit.record(
                 self._request_id, self.policy.name, direction.value, found.channel, hit
             )
+
+    def refused(self, hits: Hits) -> None:
+        """Count a request the input rules refused, under the strongest rule that fired
+        (a block, or a redaction that would have renamed a member); ``hits`` is empty
+        when the refusal was text no rule could read."""
+        strongest = max(hits, key=lambda found: found.hit.action, default=None)
+        rule = strongest.hit.rule_id if strongest is not None else UNREADABLE_RULE
+        self._metrics.input_blocks.labels(self.policy.name, rule).inc()
+
+    def over_budget(self, exc: BudgetExceeded, status: int) -> web.Response:
+        """The error answer for a request a budget stopped (400 for its input, 502 for an
+        answer): counted, and logged by budget name only."""
+        self.count_budget()
+        log.warning("request stopped by a budget: %s", exc.budget.value)
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        return error_response(status, str(exc), kind, exc.code)
+
+    def count_budget(self) -> None:
+        """Count the budget that stopped this request, if one did (once per request)."""
+        if self.budget.exceeded is not None:
+            self._metrics.budget_exceeded.labels(self.budget.exceeded.value).inc()
 
     def verdicts(self, *, user: bool = False) -> Verdicts:
         """Runs this request's classifier calls (``user``: judging the prompt itself)."""
@@ -145,15 +189,23 @@ class Exchange:
         request = self.request
         try:
             async with contextlib.AsyncExitStack() as stack:
+                sent = time.monotonic()
                 resp = await self._send(stack, call, first)
                 if isinstance(resp, web.Response):
                     return resp
                 if resp.status >= 400:
                     return await self._error(resp)
                 if answer.stream and resp.content_type == "text/event-stream":
-                    return await _StreamRelay(self, resp, self._open(answer)).run()
+                    return await _StreamRelay(self, resp, self._open(answer), sent).run()
+                # A whole body follows its headers, so they mark its first byte.
+                upstream_ttfb = self._metrics.upstream_ttfb.labels(route_label(request))
+                upstream_ttfb.observe(time.monotonic() - sent)
+                self.facts.upstream_answered(sent)
                 return await self._whole(resp, answer)
+        except BudgetExceeded as exc:  # a whole body (a stream ends in its moderator)
+            return self.over_budget(exc, 502)
         except (ClientError, TimeoutError) as exc:
+            self.facts.ended(Outcome.UPSTREAM_ERROR)
             request.app[METRICS].upstream_errors.labels(_reason(exc)).inc()
             log.warning("upstream request failed: %s", type(exc).__name__)
             return error_response(
@@ -208,13 +260,14 @@ class Exchange:
         error, since nothing in it could be checked.
         """
         request = self.request
+        self.facts.ended(Outcome.UPSTREAM_ERROR)
         request.app[METRICS].upstream_errors.labels(f"http_{resp.status // 100}xx").inc()
         raw = await read_bounded(resp, request.app[SETTINGS].max_response_bytes)
         try:
             body = orjson.loads(raw) if raw is not None else None
         except orjson.JSONDecodeError:
             body = None
-        if not isinstance(body, dict):
+        if not isinstance(body, dict) or _too_deep(body):
             return error_response(
                 resp.status,
                 f"The upstream API answered {resp.status} with a body that is not a JSON error.",
@@ -234,8 +287,10 @@ class Exchange:
             return error_response(
                 502, "The upstream response is too large to moderate.", "upstream_error"
             )
+        self.budget.earn(len(raw))
+        offload = request.app[OFFLOAD]  # a big body is parsed and moderated off the loop
         try:
-            body = orjson.loads(raw)
+            body = await offload.run(len(raw), orjson.loads, raw)
         except orjson.JSONDecodeError:
             request.app[METRICS].upstream_errors.labels("malformed_body").inc()
             return error_response(502, "The upstream response is not valid JSON.", "upstream_error")
@@ -243,24 +298,30 @@ class Exchange:
             return error_response(
                 502, "The upstream response is not a JSON object.", "upstream_error"
             )
+        if _too_deep(body):
+            return error_response(
+                502, "The upstream response is nested too deeply.", "upstream_error"
+            )
         moderated = await self._judged(raw, body, answer)
         self.report(moderated.hits, Direction.OUTPUT)
         headers = client_response_headers(resp.headers, rewritten=True)
         headers["Content-Type"] = "application/json"
-        return web.Response(status=resp.status, body=orjson.dumps(moderated.body), headers=headers)
+        out = await offload.run(len(raw), orjson.dumps, moderated.body)
+        return web.Response(status=resp.status, body=out, headers=headers)
 
     async def _judged(self, raw: bytes, body: dict[str, Any], answer: Answer) -> ModeratedBody:
         """A whole body: with classifier rules, judged in a first pass over a copy (its
         segments), then moderated with every verdict in; else moderated at once."""
         output = self.policy.output
         book = self.book()
+        run = self.request.app[OFFLOAD].run
         if book is None:
-            return answer.moderate_body(body, output)
-        answer.moderate_body(orjson.loads(raw), output, book.shadow())
+            return await run(len(raw), answer.moderate_body, body, output)
+        await run(len(raw), lambda: answer.moderate_body(orjson.loads(raw), output, book.shadow()))
         verdicts = self.verdicts()
         for request_id, verdict in await verdicts.all(book.take_requests()):
             book.verdict(request_id, verdict)
-        return answer.moderate_body(body, output, book.gate())
+        return await run(len(raw), answer.moderate_body, body, output, book.gate())
 
 
 async def read_bounded(resp: ClientResponse, limit: int) -> bytes | None:
@@ -285,17 +346,34 @@ class _StreamRelay:
     ``asyncio.wait`` in ``_pump`` beside the upstream read and hand its result to ``_send``.
     """
 
-    def __init__(self, exchange: Exchange, resp: ClientResponse, mod: StreamModerator) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        resp: ClientResponse,
+        mod: StreamModerator,
+        sent: float,
+    ) -> None:
         self.exchange = exchange
         self.request = exchange.request
         self.resp = resp
         self.mod = mod
         self.settings = self.request.app[SETTINGS]
-        self.metrics = self.request.app[METRICS]
-        self.route = route_label(self.request)
-        self.started = time.monotonic()
+        self.metrics = metrics = self.request.app[METRICS]
+        self.route = route = route_label(self.request)
+        policy = exchange.policy.name
+        # Label children looked up once per stream: each chunk only observes.
+        self.ttft = metrics.ttft.labels(route)
+        self.upstream_ttfb = metrics.upstream_ttfb.labels(route)
+        self.added_latency = metrics.added_latency.labels(route)
+        self.held_chars = metrics.held_chars.labels(policy)
+        # From the request's arrival, as the client waits (and as its log line says).
+        self.started = exchange.facts.started
+        #: When the request went upstream, until its first bytes arrive.
+        self.sent: float | None = sent
         self.first_sent = False
+        self.cut = False
         self.held_since: float | None = None
+        self.held_peak = 0
         self.last_write = 0.0
         self.out = web.StreamResponse(
             status=resp.status, headers=client_response_headers(resp.headers, rewritten=True)
@@ -314,16 +392,23 @@ class _StreamRelay:
                 await self._pump()
             except (ClientError, TimeoutError, SSEError) as exc:
                 outcome = "upstream_error"
+                self.exchange.facts.ended(Outcome.UPSTREAM_ERROR)
                 self.metrics.upstream_errors.labels(_reason(exc)).inc()
                 log.warning("upstream stream failed: %s", type(exc).__name__)
                 await self._send(self.mod.on_upstream_error(_describe(exc)))
             await self.out.write_eof()
         except ConnectionResetError:
             outcome = "client_gone"  # the client left; leaving the handler closes upstream
+            self.exchange.facts.ended(Outcome.CLIENT_DISCONNECT)
+            self.metrics.client_disconnects.labels(self.route).inc()
         except asyncio.CancelledError:
             outcome = "client_gone"
             raise
         finally:
+            if self.exchange.budget.exceeded is not None:
+                outcome = "budget_exceeded"  # its moderator ended the stream with the error
+                log.warning("stream stopped by a budget: %s", self.exchange.budget.exceeded.value)
+                self.exchange.count_budget()
             self.metrics.active_streams.dec()
             self.metrics.stream_ends.labels(self.route, outcome).inc()
         return self.out
@@ -382,7 +467,13 @@ class _StreamRelay:
                 batch = _Batch()
                 for task in done:
                     if task is read:
+                        batch.arrived = time.perf_counter()
+                        if self.sent is not None:
+                            self.upstream_ttfb.observe(time.monotonic() - self.sent)
+                            self.exchange.facts.upstream_answered(self.sent)
+                            self.sent = None
                         chunk = read.result()
+                        self.exchange.budget.earn(len(chunk))
                         deadline = loop.time() + read_timeout
                         read = None
                         # Everything one read brings goes out in one write.
@@ -434,29 +525,48 @@ class _StreamRelay:
 
     async def _send(self, moderated: Moderated | _Batch) -> None:
         self.exchange.report(moderated.hits, Direction.OUTPUT)
+        if moderated.hits and not self.cut:
+            self._count_cut(moderated.hits)
         for rule_id, chars in moderated.leaked:
             self.metrics.classifier_leaked.labels(self.exchange.policy.name, rule_id).observe(chars)
         if moderated.events:
             await self._write(b"".join(encode_event(e.data, e.event) for e in moderated.events))
+            if isinstance(moderated, _Batch) and moderated.arrived is not None:
+                self.added_latency.observe(time.perf_counter() - moderated.arrived)
             if not self.first_sent:
                 self.first_sent = True
-                self.metrics.ttft.labels(self.route).observe(time.monotonic() - self.started)
+                self.ttft.observe(time.monotonic() - self.started)
+                self.exchange.facts.first_token()
         self._track_hold()
+
+    def _count_cut(self, hits: Iterable[ChannelHit]) -> None:
+        """The first block ends the stream's text (or one choice of it): counted once."""
+        for found in hits:
+            if found.hit.action is Action.BLOCK:
+                self.cut = True
+                self.metrics.stream_cutoffs.labels(
+                    self.exchange.policy.name, found.hit.rule_id
+                ).inc()
+                return
 
     async def _keepalive(self) -> None:
         await self._write(encode_comment("keepalive"))
 
     async def _write(self, frames: bytes) -> None:
         await self.out.write(frames)
+        self.exchange.facts.wrote(len(frames))
         self.last_write = asyncio.get_running_loop().time()
 
     def _track_hold(self) -> None:
-        now = time.monotonic()
-        if self.mod.held and self.held_since is None:
-            self.held_since = now
-        elif not self.mod.held and self.held_since is not None:
-            self.metrics.holdback.observe(now - self.held_since)
-            self.held_since = None
+        held = self.mod.held
+        if held:
+            if self.held_since is None:
+                self.held_since = time.monotonic()
+            self.held_peak = max(self.held_peak, held)
+        elif self.held_since is not None:
+            self.metrics.holdback.observe(time.monotonic() - self.held_since)
+            self.held_chars.observe(self.held_peak)
+            self.held_since, self.held_peak = None, 0
 
 
 #: How long text may wait for a sentence that stopped growing (its channel went quiet
@@ -468,9 +578,11 @@ _STUCK = "The answer could not be checked completely."
 class _Batch:
     """What several moderator calls returned, sent and reported as one."""
 
-    __slots__ = ("cancelled", "events", "hits", "leaked", "requests")
+    __slots__ = ("arrived", "cancelled", "events", "hits", "leaked", "requests")
 
     def __init__(self) -> None:
+        #: ``perf_counter`` when the upstream read in this batch arrived, if one did.
+        self.arrived: float | None = None
         self.events: list[OutEvent] = []
         self.hits: list[ChannelHit] = []
         self.requests: list[VerdictRequest] = []
@@ -483,6 +595,16 @@ class _Batch:
         self.requests.extend(moderated.requests)
         self.cancelled.extend(moderated.cancelled)
         self.leaked.extend(moderated.leaked)
+
+
+def _too_deep(body: dict[str, Any]) -> bool:
+    """Nested deeper than orjson writes (255 levels, though it reads 1024): such a body can
+    be neither moderated (the walkers recurse) nor written back, so it is refused whole."""
+    try:
+        orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return True
+    return False
 
 
 def _reason(exc: BaseException) -> str:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from collections.abc import Callable
 
 from aiohttp import web
 
+from gateway.logs import FIELDS, configure_logging
 from gateway.policy import PolicyError
 from gateway.proxy.app import create_app, reload_now
 from gateway.proxy.protocol import GatewayRunner
@@ -43,13 +43,13 @@ def serve(settings: Settings) -> int:
     try:
         app = create_app(settings)
     except PolicyError as exc:
-        print_problems(exc)
+        log_problems(exc)
         return EXIT_USAGE
-    print(banner(settings, workers=1), flush=True)
+    announce(settings, workers=1)
     try:
         asyncio.run(run_server(app, settings, reuse_port=False))
     except OSError as exc:  # the port is taken or the address is not ours
-        print(f"cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        cannot_listen(settings, exc)
         return EXIT_USAGE
     return EXIT_OK
 
@@ -59,33 +59,41 @@ def configure_process(settings: Settings) -> None:
     # Until the loop's own SIGHUP handler is in place, a reload request must not kill
     # the process (SIGHUP's default action); a process still starting loads the files anyway.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     # The classifier clients' HTTP library logs every call (with its URL) at INFO: one line
     # per sentence of every stream. Their failures reach the gateway's metrics instead.
     for noisy in ("httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
     try:
-        import uvloop  # optional: the [fast] extra
+        import uvloop  # a dependency on Linux; elsewhere the [fast] extra
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
 
 
-def print_problems(exc: PolicyError) -> None:
+def log_problems(exc: PolicyError) -> None:
     for problem in exc.problems:
-        print(problem, file=sys.stderr)
+        log.error("%s", problem)
 
 
-def banner(settings: Settings, workers: int) -> str:
+def cannot_listen(settings: Settings, exc: OSError) -> None:
+    log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+
+
+def announce(settings: Settings, workers: int) -> None:
+    """The startup line, through the log formatter like every other line (a container's
+    output stays pure JSON), its address also as fields."""
     upstream = "the built-in demo upstream" if settings.is_demo else settings.upstream_url
     processes = f" ({workers} workers)" if workers > 1 else ""
-    return (
-        f"Sluicegate on http://{settings.host}:{settings.port}/v1 -> {upstream}{processes}\n"
-        f"Point the OpenAI SDK at base_url='http://{settings.host}:{settings.port}/v1'"
+    base_url = f"http://{settings.host}:{settings.port}/v1"
+    log.info(
+        "Sluicegate on %s -> %s%s; point the OpenAI SDK at base_url='%s'",
+        base_url,
+        upstream,
+        processes,
+        base_url,
+        extra={FIELDS: {"base_url": base_url, "workers": workers}},
     )
 
 

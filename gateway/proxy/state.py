@@ -15,6 +15,8 @@ from gateway.policy.store import PolicyStore
 from gateway.proxy.audit import AuditLog
 from gateway.proxy.drain import Drain
 from gateway.proxy.headers import upstream_request_headers
+from gateway.proxy.offload import Offload
+from gateway.proxy.request_log import RequestFacts
 from gateway.proxy.verdicts import Judges
 from gateway.settings import Settings
 
@@ -85,4 +87,6 @@ AUDIT = web.AppKey("audit", AuditLog)
 DRAIN = web.AppKey("drain", Drain)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 JUDGES = web.AppKey("judges", Judges)
+OFFLOAD = web.AppKey("offload", Offload)
 REQUEST_ID = web.RequestKey("sluicegate_request_id", str)
+REQUEST_FACTS = web.RequestKey("sluicegate_request_facts", RequestFacts)

@@ -44,9 +44,10 @@ from gateway.proxy.server import (
     END_GRACE_SECONDS,
     EXIT_OK,
     EXIT_USAGE,
-    banner,
+    announce,
+    cannot_listen,
     configure_process,
-    print_problems,
+    log_problems,
     run_server,
 )
 from gateway.settings import Settings
@@ -84,12 +85,12 @@ def cgroup_cpu_limit(cpu_max: Path) -> int | None:
 def supervise(settings: Settings, workers: int) -> int:
     configure_process(settings)
     if settings.port == 0:
-        print("--workers above 1 needs a fixed --port (each worker binds it)", file=sys.stderr)
+        log.error("--workers above 1 needs a fixed --port (each worker binds it)")
         return EXIT_USAGE
     try:  # fail here, once, rather than in every worker and again at every restart
         PolicyStore(settings.policy, settings.default_policy)
     except PolicyError as exc:
-        print_problems(exc)
+        log_problems(exc)
         return EXIT_USAGE
     with tempfile.TemporaryDirectory(prefix="sluicegate-metrics-") as metrics_dir:
         # Read by prometheus-client when a worker imports it, so it is set before any starts.
@@ -103,7 +104,7 @@ def _worker(settings: Settings, metrics_dir: Path, ready: Connection) -> None:
     try:
         app = create_app(settings, Metrics(multiprocess_dir=metrics_dir))
     except PolicyError as exc:
-        print_problems(exc)
+        log_problems(exc)
         sys.exit(EXIT_USAGE)
 
     def listening() -> None:
@@ -122,7 +123,7 @@ def _worker(settings: Settings, metrics_dir: Path, ready: Connection) -> None:
             )
         )
     except OSError as exc:  # the port is taken by something that is not a worker
-        print(f"cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        cannot_listen(settings, exc)
         sys.exit(EXIT_USAGE)
 
 
@@ -158,7 +159,7 @@ class _Supervisor:
             failed = self._start_all()
             if failed is not None:
                 return failed
-            print(banner(self.settings, workers=len(self.slots)), flush=True)
+            announce(self.settings, workers=len(self.slots))
             self._watch()
             self._stop_all()
             log.info("every worker has stopped")

@@ -14,12 +14,17 @@ Chunking invariance is by construction: a decision is taken only once no continu
 can change it, and the hold limit is evaluated at the exact text length where it is
 first exceeded (``feed`` slices a long delta at those lengths), so feeding the text in
 any pieces gives the same result as feeding it whole.
+
+Every regex search is charged to the scan time of the request being served
+(``budget``); when that runs out, ``BudgetExceeded`` leaves ``feed`` and the channel is
+not used again: the caller ends its stream with an error, releasing nothing held.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.sluice import budget
 from gateway.sluice.matcher import Found, Matcher, Pending, ScanTimeout
 from gateway.sluice.types import (
     ERROR_RULE,
@@ -75,10 +80,11 @@ class _Scan:
 class _Lane:
     """A lane's place in the text: its cursor, and which rules may have a match going."""
 
-    __slots__ = ("active", "cursor", "matcher", "seen")
+    __slots__ = ("active", "budget", "cursor", "matcher", "seen")
 
-    def __init__(self, matcher: Matcher) -> None:
+    def __init__(self, matcher: Matcher, spend: budget.RequestBudget | None) -> None:
         self.matcher = matcher
+        self.budget = spend  # the request's scan time, shared with its other channels
         self.cursor = 0  # absolute: nothing before it can still be part of a match
         self.seen = 0  # absolute end of the text at the last scan
         self.active: frozenset[int] = frozenset()
@@ -104,7 +110,7 @@ class _Lane:
         self, text: str, pos: int, limit: int, final: bool, rules: frozenset[int], result: _Scan
     ) -> None:
         while True:
-            hold, active, nxt = self.matcher.survey(text, pos, limit, final, rules)
+            hold, active, nxt = self.matcher.survey(text, pos, limit, final, rules, self.budget)
             if isinstance(nxt, Pending):
                 result.hold, self.active = nxt.start, active | nxt.rules
                 return
@@ -145,8 +151,10 @@ class Sluice:
         self._cfg = config
         self._text = ""  # input text from absolute offset _base on
         self._base = 0
-        self._enforce = _Lane(config.enforce)  # its cursor is also how far text is released
-        self._observe = _Lane(config.observe)
+        # Opened while serving a request: its scan time is spent here too (``budget``).
+        spend = budget.current()
+        self._enforce = _Lane(config.enforce, spend)  # its cursor is how far text is released
+        self._observe = _Lane(config.observe, spend)
         self._done = False
         self._cut_now = False
         self._pieces: list[Piece] = []
@@ -235,8 +243,8 @@ class Sluice:
         self._enforce.cursor = hit.end
 
     def _hit(self, found: Found, action: Action) -> Hit:
-        base = self._base
-        return Hit(found.rule.id, action, base + found.start, base + found.end)
+        base, text = self._base, self._text[found.start : found.end]
+        return Hit(found.rule.id, action, base + found.start, base + found.end, matched=text)
 
     def _fail(self, index: int, size: int, reason: Reason) -> bool:
         """A scan error or an over-long hold: ``on_error`` says cut or let it through.
@@ -247,12 +255,13 @@ class Sluice:
         error leaves nothing to trust in the buffer, so ``allow`` releases it all.
         Returns whether the caller should scan again.
         """
-        base = self._base
+        base, held = self._base, self._text[index:size]
         rule = HOLD_LIMIT_RULE if reason is Reason.HOLD_LIMIT else ERROR_RULE
         if self._cfg.fail_closed:
-            self._cut(index, Hit(rule, Action.BLOCK, base + index, base + size, reason))
+            hit = Hit(rule, Action.BLOCK, base + index, base + size, reason, matched=held)
+            self._cut(index, hit)
             return False
-        self._hits.append(Hit(rule, Action.FLAG, base + index, base + size, reason))
+        self._hits.append(Hit(rule, Action.FLAG, base + index, base + size, reason, matched=held))
         lane = self._enforce
         if reason is Reason.HOLD_LIMIT:
             self._release_to(index + 1)
@@ -298,7 +307,12 @@ class Sluice:
             start, end = base + found.start, base + found.end
             self._hits.append(
                 Hit(
-                    found.rule.id, Action.FLAG, start, end, intended=_differing(found.rule.strength)
+                    found.rule.id,
+                    Action.FLAG,
+                    start,
+                    end,
+                    intended=_differing(found.rule.strength),
+                    matched=text[found.start : found.end],
                 )
             )
         hold = scan.hold
@@ -306,7 +320,10 @@ class Sluice:
             reason = Reason.ERROR if scan.timed_out else Reason.HOLD_LIMIT
             rule = ERROR_RULE if scan.timed_out else HOLD_LIMIT_RULE
             intended = Action.BLOCK if self._cfg.fail_closed else None
-            self._hits.append(Hit(rule, Action.FLAG, base + hold, base + view, reason, intended))
+            held = text[hold:view]
+            self._hits.append(
+                Hit(rule, Action.FLAG, base + hold, base + view, reason, intended, matched=held)
+            )
             hold = view
             lane.active = frozenset()
         lane.cursor = base + hold

@@ -21,12 +21,14 @@ rules one by one (bench/engine.py); the FIRST filter removes most calls altogeth
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import regex
 
 from gateway.sluice.boundaries import spell_out_boundaries
+from gateway.sluice.budget import Budget, RequestBudget
 from gateway.sluice.prefilter import GRAM, context_literals, first_class, literal_prefixes
 from gateway.sluice.types import Rule
 
@@ -198,7 +200,13 @@ class Matcher:
         return known
 
     def survey(
-        self, text: str, pos: int, limit: int, final: bool, rules: Iterable[int]
+        self,
+        text: str,
+        pos: int,
+        limit: int,
+        final: bool,
+        rules: Iterable[int],
+        budget: RequestBudget | None = None,
     ) -> tuple[int, frozenset[int], Found | Pending | None]:
         """Where the hold starts, which rules are active, and the leftmost decided hit.
 
@@ -207,6 +215,7 @@ class Matcher:
         ``final``, a complete match ending exactly at the buffer end is only
         ``Pending``: ``$`` and look-aheads evaluated at the end would see different text
         once more arrives, and the probe cannot see that (they read no character).
+        Every search is charged to ``budget``, the request's scan time (``sluice.budget``).
         """
         size = len(text)
         hold = limit
@@ -216,7 +225,7 @@ class Matcher:
             for index in rules:
                 # One call answers both questions when the rule has no complete match:
                 # regex then reports its leftmost partial match, as the probe would.
-                m = self._singles[index].search(text, pos, partial=not final, timeout=self.timeout)
+                m = self._search(self._singles[index], text, pos, not final, budget)
                 if m is None:
                     continue
                 if m.partial:
@@ -229,23 +238,53 @@ class Matcher:
                 complete.append(index)
                 active.append(index)
                 if not final:
-                    p = self._probes[index].search(text, pos, partial=True, timeout=self.timeout)
+                    p = self._search(self._probes[index], text, pos, True, budget)
                     if p is not None and p.start() < size:
                         active.append(index)
                         hold = min(hold, p.start())
-            hit = self._first(text, pos, hold, final, complete) if complete else None
+            hit = self._first(text, pos, hold, final, complete, budget) if complete else None
         except TimeoutError as exc:
             raise ScanTimeout from exc
         return hold, frozenset(active), hit
 
+    def _search(
+        self,
+        pattern: regex.Pattern[str],
+        text: str,
+        pos: int,
+        partial: bool,
+        budget: RequestBudget | None,
+    ) -> regex.Match[str] | None:
+        """One search under the scan timeout, or under what is left of the request's
+        scan time if that is less; running out of the latter is the request's budget
+        crossed, not this rule's timeout (``TimeoutError``)."""
+        if budget is None:
+            return pattern.search(text, pos, partial=partial, timeout=self.timeout)
+        timeout = budget.search_timeout(self.timeout)
+        started = time.perf_counter()
+        try:
+            return pattern.search(text, pos, partial=partial, timeout=timeout)
+        except TimeoutError:
+            if timeout < self.timeout:
+                raise budget.exceed(Budget.SCAN_TIME) from None
+            raise
+        finally:
+            budget.charge(time.perf_counter() - started)
+
     def _first(
-        self, text: str, pos: int, before: int, final: bool, rules: list[int]
+        self,
+        text: str,
+        pos: int,
+        before: int,
+        final: bool,
+        rules: list[int],
+        budget: RequestBudget | None,
     ) -> Found | Pending | None:
         """The leftmost decided hit starting in ``[pos, before)``: longest, then strongest."""
         leftmost: list[tuple[int, int]] = []  # (rule index, end) of matches at the best start
         best_start = before
         for index in rules:
-            found = self._leftmost_valid(index, text, pos, best_start + 1, final)
+            found = self._leftmost_valid(index, text, pos, best_start + 1, final, budget)
             if found is None or found[0] > best_start:
                 continue
             if found[0] < best_start:
@@ -261,7 +300,13 @@ class Matcher:
         return Found(best_start, end, self.rules[index], index)
 
     def _leftmost_valid(
-        self, index: int, text: str, pos: int, before: int, final: bool
+        self,
+        index: int,
+        text: str,
+        pos: int,
+        before: int,
+        final: bool,
+        budget: RequestBudget | None,
     ) -> tuple[int, int] | None:
         """The rule's leftmost match starting before ``before`` that its validator accepts.
 
@@ -271,7 +316,7 @@ class Matcher:
         size = len(text)
         rule, single = self.rules[index], self._singles[index]
         while pos < before:
-            m = single.search(text, pos, timeout=self.timeout)
+            m = self._search(single, text, pos, False, budget)
             if m is None or m.start() >= before:
                 return None
             growing = m.end() == size and not final

@@ -64,6 +64,10 @@ class Hit:
 
     ``intended`` is what the policy asked for where it differs from ``action``: a shadow
     policy's redact or block recorded as a flag. ``None`` means "as ``action`` says".
+
+    ``matched`` is the span's text where the sluice had it at hand (pattern lanes), for
+    the audit log's keyed hash and its opt-in text only; it is left out of ``repr`` and
+    comparisons, so a hit printed or compared never shows or weighs it.
     """
 
     rule_id: str
@@ -72,6 +76,7 @@ class Hit:
     end: int
     reason: Reason = Reason.MATCH
     intended: Action | None = None
+    matched: str = field(default="", repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -334,6 +334,63 @@ def test_a_body_whose_framing_breaks_later_ends_at_the_body_timeout(strict: Stac
     assert answer.status == 408
 
 
+EMBED_BODY = json.dumps({"model": "demo-embedding", "input": "a harmless sentence"}).encode()
+EMBED_HEAD = (
+    b"POST /v1/embeddings HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer key-one\r\n"
+    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(EMBED_BODY)
+)
+
+
+def test_a_stalled_pass_through_upload_gets_a_408(strict: Stack) -> None:
+    """A text-free route streams its body to upstream unread: a pause past the body
+    timeout between two reads ends it, or the client would hold the upload forever."""
+    with socket.create_connection(("127.0.0.1", _port(strict))) as sock:
+        sock.sendall(EMBED_HEAD + EMBED_BODY[:10])
+        started = time.monotonic()
+        sock.settimeout(10)
+        raw = sock.recv(65536)  # the answer comes at once; the close after a linger
+        took = time.monotonic() - started
+        raw += _read_all(sock)
+    answer = _parse(raw)
+    assert answer.status == 408
+    assert answer.error()["code"] == "request_timeout"
+    assert answer.headers["connection"] == "close"
+    assert TIMEOUT * 0.8 < took < TIMEOUT + 2
+    assert 'sluicegate_rejected_requests_total{reason="body_timeout"}' in _metrics(strict)
+
+
+def test_a_slow_but_steady_pass_through_upload_is_forwarded(strict: Stack) -> None:
+    """The timeout is per read, as nginx's: a big upload on a slow link may take longer
+    than the timeout in all, as long as it never pauses that long."""
+    pause = TIMEOUT / 3
+    with socket.create_connection(("127.0.0.1", _port(strict))) as sock:
+        sock.sendall(EMBED_HEAD)
+        started = time.monotonic()
+        for i in range(0, len(EMBED_BODY), 4):
+            time.sleep(pause)
+            sock.sendall(EMBED_BODY[i : i + 4])
+        took = time.monotonic() - started
+        sock.settimeout(10)
+        head = sock.recv(65536)
+    assert took > TIMEOUT * 2
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+
+
+def test_an_unknown_policy_is_not_quoted_back(strict: Stack) -> None:
+    """The header's value is the client's bytes: the error names the header only."""
+    with pytest.raises(openai.BadRequestError) as info:
+        _client(strict).chat.completions.create(
+            model="demo-chat",
+            messages=[{"role": "user", "content": "x"}],
+            extra_headers={"X-Sluicegate-Policy": SECRET},
+        )
+    assert info.value.code == "unknown_policy"
+    assert info.value.param == "X-Sluicegate-Policy"
+    message = str(info.value.message)
+    assert SECRET not in message and "sk-client" not in message
+    assert "X-Sluicegate-Policy header" in message and "available: notice, test" in message
+
+
 # -- concurrent requests ------------------------------------------------------------------------
 
 
