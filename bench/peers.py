@@ -305,7 +305,9 @@ def started(
         conf = litellm_config(tmp, upstream)
         args = [str(ensure_litellm()), "--config", str(conf)]
         args += ["--port", str(port), "--host", "127.0.0.1"]
-        env = {"LITELLM_LOG": "ERROR", "LITELLM_MASTER_KEY": ""}
+        # loopback only, no key: the bench measures relaying, not LiteLLM's auth
+        env = {"LITELLM_LOG": "ERROR"}
+        env["LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY"] = "true"
     else:
         args = [
             python, "-m", "gateway", "serve", "--port", str(port), "--upstream", upstream,
@@ -458,19 +460,25 @@ def plot(rows: list[Row], plan: Plan, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
+    for index, row in enumerate(rows):
+        color = f"C{index}"  # one colour per row: its p50 solid, its p99 dashed
         points = [(b, row.values[b]["ttft"]) for b in plan.bursts if row.values.get(b)]
         points = [(b, t) for b, t in points if t]
         if points:
             xs = [b for b, _ in points]
             ax.plot(
-                xs, [pct(t, 0.5) * 1000 for _, t in points], marker="o", label=f"{row.name} p50"
+                xs,
+                [pct(t, 0.5) * 1000 for _, t in points],
+                marker="o",
+                color=color,
+                label=f"{row.name} p50",
             )
             ax.plot(
                 xs,
                 [pct(t, 0.99) * 1000 for _, t in points],
                 ls="--",
                 alpha=0.6,
+                color=color,
                 label=f"{row.name} p99",
             )
     ax.set_xscale("log")

@@ -28,6 +28,7 @@ import orjson
 
 from gateway.adapters.base import ChannelHit, Hits, Moderated, OutEvent
 from gateway.adapters.channels import Channel
+from gateway.adapters.json_view import load_event
 from gateway.adapters.logprobs import TOKEN_ENTRIES, LogprobFormat
 from gateway.adapters.unknown import UNKNOWN, Unknown, blank, place
 from gateway.sluice import SluiceConfig
@@ -309,7 +310,7 @@ class ChoiceStream:
         if data.startswith("[DONE]"):
             return self._end()
         try:
-            chunk = orjson.loads(data)
+            chunk = load_event(data)
         except orjson.JSONDecodeError:
             return self._fail(
                 "upstream_malformed_event", "Upstream sent an event that is not JSON."

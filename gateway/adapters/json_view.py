@@ -29,6 +29,7 @@ import json
 import re
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -67,6 +68,26 @@ def escape(text: str) -> str:
         return orjson.dumps(text).decode()[1:-1]
     except orjson.JSONEncodeError:  # only a lone surrogate, which ``ensure_ascii`` escapes
         return json.dumps(text)[1:-1]
+
+
+#: Levels of nesting orjson writes (it reads 1024). An event nested deeper can be neither
+#: walked (the walkers recurse) nor written back, so it is refused like malformed JSON.
+MAX_DEPTH = 255
+
+
+def load_event(data: str) -> Any:
+    """One event's JSON; ``orjson.JSONDecodeError`` also when it nests past ``MAX_DEPTH``.
+
+    Counting brackets first keeps the exact check (a second serialisation) off the
+    common path: an event with fewer opening brackets than the limit cannot be too deep.
+    """
+    value = orjson.loads(data)
+    if data.count("[") + data.count("{") > MAX_DEPTH:
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError as exc:
+            raise orjson.JSONDecodeError("nested too deeply", data, 0) from exc
+    return value
 
 
 class _State(enum.Enum):

@@ -40,6 +40,7 @@ from gateway.adapters.base import (
     TextField,
 )
 from gateway.adapters.channels import Channel
+from gateway.adapters.json_view import load_event
 from gateway.adapters.request_shapes import RESPONSES_TEXT
 from gateway.adapters.unknown import (
     STRUCTURAL,
@@ -494,7 +495,7 @@ class ResponsesStream:
             self._finished = True
             return [OutEvent("[DONE]")]
         try:
-            parsed = orjson.loads(data)
+            parsed = load_event(data)
         except orjson.JSONDecodeError:
             return self._fail(
                 "upstream_malformed_event", "Upstream sent an event that is not JSON."

@@ -108,8 +108,11 @@ def test_a_replay_shows_verdicts_awaited_and_the_cut(page: Page, ui_stack: Stack
     page.fill("#lag", "4")
     page.locator("#lag").dispatch_event("change")
     expect(page.locator("#replay-status")).to_contain_text(" events")
+    # Picking the policy re-checks it after the editor's debounce, and a check reloads the
+    # replay from its first event; on a slow machine that can land amid the steps below,
+    # so step on (from wherever the replay is) until a verdict is awaited.
     waiting = page.locator("#stream .waiting")
-    for _ in range(12):
+    for _ in range(60):
         page.click("#replay-step")
         if waiting.count():
             break
