@@ -298,7 +298,7 @@ class Exchange:
             return error_response(
                 502, "The upstream response is not a JSON object.", "upstream_error"
             )
-        if _too_deep(body):
+        if await offload.run(len(raw), _too_deep, body):  # a serialisation: big bodies off the loop
             return error_response(
                 502, "The upstream response is nested too deeply.", "upstream_error"
             )

@@ -27,7 +27,7 @@ from tests.compat.clients.observed import MODEL, PROMPT
 from tests.compat.conftest import CLIENTS, NOTICE, NOTICE_POLICY, Envs, client_environ
 from tests.e2e.conftest import Stack
 
-PACE_MS = 20
+PACE_MS = 40
 CLEAN = "All clear here."
 RUNS: dict[str, dict[str, str]] = {
     "paced": {"X-Demo-Pace-Ms": str(PACE_MS)},
@@ -174,15 +174,16 @@ def test_text_streams_incrementally(case_runs: tuple[Case, dict[str, Seen]]) -> 
     """Chunks reach the caller while upstream is still sending, not all at the end.
 
     Upstream sends an event every PACE_MS for the whole answer (about 60 words); a client
-    that buffered the stream would hand over everything at once. Half the paced duration
-    between first and last chunk is a generous bound that such a client cannot meet.
+    that buffered the stream would hand over everything at once. A quarter of the paced
+    duration between first and last chunk is a generous bound (the gateway holds a few
+    words back, two cores are shared) that such a client cannot meet.
     """
     _, runs = case_runs
     chunks = runs["paced"].chunks
     assert len(chunks) > 3, chunks
     words_before_cut = len(TOUR.split("Project Nightingale")[0].split())
     spread = chunks[-1][0] - chunks[0][0]
-    assert spread >= 0.5 * words_before_cut * PACE_MS / 1000, chunks
+    assert spread >= 0.25 * words_before_cut * PACE_MS / 1000, chunks
     assert [t for t, _ in chunks] == sorted(t for t, _ in chunks)
 
 
